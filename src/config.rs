@@ -1,0 +1,51 @@
+//! Configuration: one typed struct, read from `xiaoer.toml` (optional) with
+//! environment overrides `XIAOER_<SECTION>__<KEY>` (e.g.
+//! `XIAOER_RETRIEVAL__BM25_CANDIDATES=80`, `XIAOER_DATA_DIR=/var/lib/xiaoer`).
+//! Every field has a documented default, so no file is needed.
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::retrieval::RetrievalConfig;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Knowledge-base directory (default `knowledge_base`).
+    pub kb_dir: PathBuf,
+    /// Where the index and other derived state live (default `data`).
+    pub data_dir: PathBuf,
+    pub retrieval: RetrievalConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            kb_dir: PathBuf::from("knowledge_base"),
+            data_dir: PathBuf::from("data"),
+            retrieval: RetrievalConfig::default(),
+        }
+    }
+}
+
+/// Default config file, read when present.
+pub const DEFAULT_CONFIG_FILE: &str = "xiaoer.toml";
+
+impl Config {
+    /// Defaults, then `file` (or `xiaoer.toml` if it exists), then environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, Box<figment::Error>> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => fig = fig.merge(Toml::file_exact(path)),
+            None => fig = fig.merge(Toml::file(DEFAULT_CONFIG_FILE)),
+        }
+        fig.merge(Env::prefixed("XIAOER_").split("__")).extract().map_err(Box::new)
+    }
+
+    pub fn index_dir(&self) -> PathBuf {
+        self.data_dir.join("index")
+    }
+}

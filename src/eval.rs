@@ -1,0 +1,160 @@
+//! Answer-quality evaluation on question-matching data sets
+//! (`../shared/eval/*-dev`): Recall@1/@5 and MRR@10 on `pos` queries, and the
+//! auto-answer precision / coverage trade-off over every query.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::index::{Filter, IndexError};
+use crate::kb::Problem;
+use crate::retrieval::Retriever;
+
+/// One labelled query. `kind` is `pos` (gold FAQs given), `oos_in` (in
+/// domain, no FAQ matches) or `oos_out` (off topic).
+#[derive(Debug, Clone, Deserialize)]
+pub struct EvalQuery {
+    pub query: String,
+    #[serde(default)]
+    pub gold: Vec<String>,
+    #[serde(rename = "type", default)]
+    pub kind: String,
+}
+
+impl EvalQuery {
+    pub fn is_pos(&self) -> bool {
+        self.kind == "pos" && !self.gold.is_empty()
+    }
+}
+
+pub fn load_queries(path: &Path) -> Result<Vec<EvalQuery>, Problem> {
+    let text = std::fs::read_to_string(path).map_err(|e| Problem::new(path, None, e.to_string()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| serde_json::from_str(l).map_err(|e| Problem::new(path, Some(i + 1), format!("invalid query line: {e}"))))
+        .collect()
+}
+
+/// Best auto-answer coverage reachable at a precision target.
+#[derive(Debug, Clone, Serialize)]
+pub struct OperatingPoint {
+    pub target_precision: f64,
+    /// Lowest confidence that is still answered automatically.
+    pub threshold: f32,
+    pub precision: f64,
+    /// Share of all queries answered automatically.
+    pub auto_answer_rate: f64,
+    /// Share of `pos` queries answered automatically and correctly.
+    pub pos_coverage: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    pub mode: String,
+    pub faqs: usize,
+    pub queries: usize,
+    pub pos_queries: usize,
+    pub recall_at_1: f64,
+    pub recall_at_5: f64,
+    pub mrr_at_10: f64,
+    pub operating_points: Vec<OperatingPoint>,
+}
+
+/// One query's outcome, kept for the precision/coverage sweep.
+struct Outcome {
+    confidence: f32,
+    correct: bool,
+}
+
+/// Runs every query through `retriever`; `tick` is called once per query.
+pub fn evaluate(retriever: &Retriever, mode: &str, queries: &[EvalQuery], tick: impl Fn()) -> Result<EvalReport, IndexError> {
+    let kb = retriever.kb();
+    let (mut r1, mut r5, mut rr, mut pos) = (0usize, 0usize, 0f64, 0usize);
+    let mut outcomes = Vec::with_capacity(queries.len());
+    for q in queries {
+        let hits = retriever.search(&q.query, &Filter::default(), 10)?;
+        let rank = hits.iter().position(|c| q.gold.iter().any(|g| *g == kb.faqs[c.faq].id));
+        if q.is_pos() {
+            pos += 1;
+            if let Some(r) = rank {
+                r1 += usize::from(r == 0);
+                r5 += usize::from(r < 5);
+                rr += 1.0 / (r as f64 + 1.0);
+            }
+        }
+        if let Some(top) = hits.first() {
+            outcomes.push(Outcome { confidence: top.score, correct: q.is_pos() && rank == Some(0) });
+        }
+        tick();
+    }
+    let ratio = |n: f64, d: usize| if d == 0 { 0.0 } else { n / d as f64 };
+    Ok(EvalReport {
+        mode: mode.to_string(),
+        faqs: kb.faqs.len(),
+        queries: queries.len(),
+        pos_queries: pos,
+        recall_at_1: ratio(r1 as f64, pos),
+        recall_at_5: ratio(r5 as f64, pos),
+        mrr_at_10: ratio(rr, pos),
+        operating_points: [0.8, 0.9, 0.95]
+            .into_iter()
+            .map(|t| operating_point(&mut outcomes, t, queries.len(), pos))
+            .collect(),
+    })
+}
+
+/// Sweeps the confidence threshold from high to low and keeps the lowest one
+/// whose precision still meets `target`.
+fn operating_point(outcomes: &mut [Outcome], target: f64, total: usize, pos: usize) -> OperatingPoint {
+    outcomes.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+    let mut best = OperatingPoint {
+        target_precision: target,
+        threshold: f32::INFINITY,
+        precision: 1.0,
+        auto_answer_rate: 0.0,
+        pos_coverage: 0.0,
+    };
+    let mut correct = 0usize;
+    for (i, o) in outcomes.iter().enumerate() {
+        correct += usize::from(o.correct);
+        let answered = i + 1;
+        // Only cut between distinct confidences: ties are answered together.
+        if outcomes.get(i + 1).is_some_and(|n| n.confidence == o.confidence) {
+            continue;
+        }
+        let precision = correct as f64 / answered as f64;
+        if precision >= target {
+            best = OperatingPoint {
+                target_precision: target,
+                threshold: o.confidence,
+                precision,
+                auto_answer_rate: answered as f64 / total.max(1) as f64,
+                pos_coverage: correct as f64 / pos.max(1) as f64,
+            };
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Outcome, operating_point};
+
+    #[test]
+    fn operating_point_keeps_lowest_threshold_meeting_target() {
+        let mut o = vec![
+            Outcome { confidence: 0.9, correct: true },
+            Outcome { confidence: 0.8, correct: true },
+            Outcome { confidence: 0.7, correct: false },
+            Outcome { confidence: 0.6, correct: true },
+            Outcome { confidence: 0.5, correct: false },
+        ];
+        let p = operating_point(&mut o, 0.75, 6, 4);
+        assert_eq!(p.threshold, 0.6);
+        assert!((p.precision - 0.75).abs() < 1e-9);
+        assert!((p.pos_coverage - 0.75).abs() < 1e-9);
+        let strict = operating_point(&mut o, 1.0, 6, 4);
+        assert_eq!(strict.threshold, 0.8);
+    }
+}

@@ -1,0 +1,215 @@
+//! The BM25 index: every phrasing (standard question and each similar
+//! question) is one tantivy document pointing at its FAQ. Stored on disk under
+//! the data directory and rebuilt only when the knowledge base's content hash
+//! (or this schema) changes.
+//!
+//! Depends on `kb` (what to index) and `text` (how to tokenize).
+
+mod phrasings;
+
+use std::collections::HashMap;
+use std::fs;
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+
+use tantivy::collector::TopDocs;
+use tantivy::directory::MmapDirectory;
+use tantivy::query::{BooleanQuery, ConstScoreQuery, Occur, Query, RangeQuery, TermQuery};
+use tantivy::schema::{
+    FAST, Field, INDEXED, IndexRecordOption, STRING, Schema, TextFieldIndexing, TextOptions,
+};
+use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, Term, doc};
+
+pub use phrasings::{PhrasingRef, phrasing_table};
+
+use crate::kb::KnowledgeBase;
+use crate::text::{Analyzer, TOKENIZER_NAME, TantivyAnalyzer};
+
+/// Bumped whenever the schema or the analysis changes, so old indexes rebuild.
+const SCHEMA_VERSION: &str = "xiaoer-index-v1";
+const HASH_FILE: &str = "kb_hash";
+/// Marker for entries that apply to every product.
+const ALL_PRODUCTS: &str = "*";
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("index error: {0}")]
+    Tantivy(#[from] tantivy::TantivyError),
+    #[error("index directory: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("index directory: {0}")]
+    Directory(#[from] tantivy::directory::error::OpenDirectoryError),
+}
+
+/// Restrictions a query is answered under.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Filter<'a> {
+    /// The product page the shopper is on: entries scoped to other products
+    /// are excluded; store-wide entries always qualify.
+    pub product_id: Option<&'a str>,
+    /// Unix seconds; entries outside their validity window are excluded.
+    pub now: Option<i64>,
+}
+
+#[derive(Clone, Copy)]
+struct Fields {
+    text: Field,
+    phrasing: Field,
+    products: Field,
+    valid_from: Field,
+    valid_until: Field,
+}
+
+pub struct FaqIndex {
+    reader: IndexReader,
+    fields: Fields,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let text_options = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(TOKENIZER_NAME)
+            .set_index_option(IndexRecordOption::WithFreqs),
+    );
+    let fields = Fields {
+        text: b.add_text_field("text", text_options),
+        phrasing: b.add_u64_field("phrasing", FAST),
+        products: b.add_text_field("products", STRING),
+        valid_from: b.add_i64_field("valid_from", INDEXED | FAST),
+        valid_until: b.add_i64_field("valid_until", INDEXED | FAST),
+    };
+    (b.build(), fields)
+}
+
+impl FaqIndex {
+    /// Opens the index in `dir` if it was built from this exact knowledge
+    /// base, else (re)builds it there.
+    pub fn open_or_build(dir: &Path, kb: &KnowledgeBase, analyzer: Arc<Analyzer>) -> Result<Self, IndexError> {
+        let stamp = format!("{SCHEMA_VERSION}:{}", kb.content_hash);
+        let (schema, fields) = schema();
+        if fs::read_to_string(dir.join(HASH_FILE)).is_ok_and(|s| s == stamp) {
+            let index = Index::open(MmapDirectory::open(dir)?)?;
+            return Self::finish(index, fields, analyzer);
+        }
+        if dir.exists() {
+            fs::remove_dir_all(dir)?;
+        }
+        fs::create_dir_all(dir)?;
+        let index = Index::create_in_dir(dir, schema)?;
+        let this = Self::build(index, fields, kb, analyzer)?;
+        // Written last: a crash mid-build leaves no stamp, so the next start rebuilds.
+        fs::write(dir.join(HASH_FILE), stamp)?;
+        Ok(this)
+    }
+
+    /// Builds a throw-away index in memory (evaluation, tests, benches).
+    pub fn in_memory(kb: &KnowledgeBase, analyzer: Arc<Analyzer>) -> Result<Self, IndexError> {
+        let (schema, fields) = schema();
+        Self::build(Index::create_in_ram(schema), fields, kb, analyzer)
+    }
+
+    /// Whether `dir` holds an index built from exactly this knowledge base.
+    pub fn is_current(dir: &Path, kb: &KnowledgeBase) -> bool {
+        fs::read_to_string(dir.join(HASH_FILE)).is_ok_and(|s| s == format!("{SCHEMA_VERSION}:{}", kb.content_hash))
+    }
+
+    fn build(index: Index, fields: Fields, kb: &KnowledgeBase, analyzer: Arc<Analyzer>) -> Result<Self, IndexError> {
+        index.tokenizers().register(TOKENIZER_NAME, TantivyAnalyzer(analyzer.clone()));
+        let mut writer = index.writer_with_num_threads(1, 64 * 1024 * 1024)?;
+        for (ord, p) in phrasing_table(kb).iter().enumerate() {
+            let faq = &kb.faqs[p.faq as usize];
+            let mut d = doc!(
+                fields.text => faq.phrasings().nth(p.idx as usize).unwrap_or_default(),
+                fields.phrasing => ord as u64,
+                fields.valid_from => faq.valid_from.unwrap_or(i64::MIN),
+                fields.valid_until => faq.valid_until.unwrap_or(i64::MAX),
+            );
+            add_products(&mut d, fields.products, &faq.products);
+            writer.add_document(d)?;
+        }
+        writer.commit()?;
+        writer.wait_merging_threads()?;
+        Self::finish(index, fields, analyzer)
+    }
+
+    fn finish(index: Index, fields: Fields, analyzer: Arc<Analyzer>) -> Result<Self, IndexError> {
+        index.tokenizers().register(TOKENIZER_NAME, TantivyAnalyzer(analyzer));
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        Ok(FaqIndex { reader, fields })
+    }
+
+    /// The `limit` best phrasings for `terms` under `filter`, as
+    /// (phrasing ordinal, BM25 score), best first.
+    pub fn search(&self, terms: &[String], filter: &Filter, limit: usize) -> Result<Vec<(u32, f32)>, IndexError> {
+        if terms.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let f = self.fields;
+        let mut unique: Vec<&String> = terms.iter().collect();
+        unique.sort();
+        unique.dedup();
+        let clauses: Vec<(Occur, Box<dyn Query>)> = unique
+            .into_iter()
+            .map(|t| {
+                let q = TermQuery::new(Term::from_field_text(f.text, t), IndexRecordOption::WithFreqs);
+                (Occur::Should, Box::new(q) as Box<dyn Query>)
+            })
+            .collect();
+        let mut filters: Vec<Box<dyn Query>> = Vec::new();
+        if let Some(product) = filter.product_id {
+            filters.push(Box::new(BooleanQuery::new(
+                [ALL_PRODUCTS, product]
+                    .into_iter()
+                    .map(|p| {
+                        let q = TermQuery::new(Term::from_field_text(f.products, p), IndexRecordOption::Basic);
+                        (Occur::Should, Box::new(q) as Box<dyn Query>)
+                    })
+                    .collect(),
+            )));
+        }
+        if let Some(now) = filter.now {
+            filters.push(Box::new(RangeQuery::new(Bound::Unbounded, Bound::Included(Term::from_field_i64(f.valid_from, now)))));
+            filters.push(Box::new(RangeQuery::new(Bound::Excluded(Term::from_field_i64(f.valid_until, now)), Bound::Unbounded)));
+        }
+        let text_query: Box<dyn Query> = Box::new(BooleanQuery::new(clauses));
+        let query: Box<dyn Query> = if filters.is_empty() {
+            text_query
+        } else {
+            let mut all = vec![(Occur::Must, text_query)];
+            // Filters must not add to the BM25 score.
+            all.extend(filters.into_iter().map(|q| (Occur::Must, Box::new(ConstScoreQuery::new(q, 0.0)) as Box<dyn Query>)));
+            Box::new(BooleanQuery::new(all))
+        };
+        let searcher = self.reader.searcher();
+        let hits = searcher.search(&query, &TopDocs::with_limit(limit).order_by_score())?;
+        let mut columns = HashMap::new();
+        let mut out = Vec::with_capacity(hits.len());
+        for (score, addr) in hits {
+            let column = match columns.entry(addr.segment_ord) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(searcher.segment_reader(addr.segment_ord).fast_fields().u64("phrasing")?)
+                }
+            };
+            if let Some(ord) = column.first(addr.doc_id) {
+                out.push((ord as u32, score));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn num_docs(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+}
+
+fn add_products(d: &mut TantivyDocument, field: Field, products: &[String]) {
+    if products.is_empty() {
+        d.add_text(field, ALL_PRODUCTS);
+    }
+    for p in products {
+        d.add_text(field, p);
+    }
+}

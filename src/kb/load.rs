@@ -1,0 +1,167 @@
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::error::{KbError, Problem};
+use super::toml_file::{self, ParsedFile};
+use super::types::KnowledgeBase;
+use super::jsonl;
+
+/// How strict loading is.
+#[derive(Debug, Clone)]
+pub struct KbOptions {
+    /// Entries must carry a `zh` answer. Off only for question-matching data
+    /// sets (evaluation), whose sources have no answers.
+    pub require_answers: bool,
+}
+
+impl Default for KbOptions {
+    fn default() -> Self {
+        KbOptions { require_answers: true }
+    }
+}
+
+/// Loads a knowledge-base directory, or a single `.toml` / `.jsonl` file.
+pub fn load_path(path: &Path, opts: &KbOptions) -> Result<KnowledgeBase, KbError> {
+    if path.is_dir() {
+        return load_dir(path, opts);
+    }
+    load_files(vec![path.to_path_buf()], opts)
+}
+
+/// Loads every `*.toml` and `*.jsonl` below `dir`, plus `dict.txt` and
+/// `synonyms.txt`, validating the whole set.
+pub fn load_dir(dir: &Path, opts: &KbOptions) -> Result<KnowledgeBase, KbError> {
+    let mut files = Vec::new();
+    collect_files(dir, &mut files).map_err(|e| KbError { problems: vec![Problem::new(dir, None, e.to_string())] })?;
+    files.sort();
+    load_files(files, opts)
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_files(&path, out)?;
+        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("toml" | "jsonl" | "txt")) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn load_files(files: Vec<PathBuf>, opts: &KbOptions) -> Result<KnowledgeBase, KbError> {
+    let mut problems = Vec::new();
+    let mut kb = KnowledgeBase::default();
+    let mut hasher = Sha256::new();
+    let mut refs = Vec::new();
+    for path in &files {
+        let text = match fs::read(path).map(String::from_utf8) {
+            Ok(Ok(text)) => text,
+            Ok(Err(_)) => {
+                problems.push(Problem::new(path, None, "not valid UTF-8 (save the file as UTF-8)"));
+                continue;
+            }
+            Err(e) => {
+                problems.push(Problem::new(path, None, format!("cannot read: {e}")));
+                continue;
+            }
+        };
+        hasher.update(path.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default());
+        hasher.update((text.len() as u64).to_le_bytes());
+        hasher.update(text.as_bytes());
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("toml") => {
+                let ParsedFile { faqs, products, product_refs, words } = toml_file::parse(path, &text, &mut problems);
+                let offset = kb.faqs.len();
+                refs.extend(product_refs.into_iter().map(|mut r| {
+                    r.faq_index += offset;
+                    (path.clone(), r)
+                }));
+                kb.faqs.extend(faqs);
+                kb.products.extend(products);
+                kb.dict_words.extend(words);
+            }
+            Some("jsonl") => kb.faqs.extend(jsonl::parse(path, &text, opts, &mut problems)),
+            _ if name == "dict.txt" => kb.dict_words.extend(parse_dict(&text)),
+            _ if name == "synonyms.txt" => kb.synonyms.extend(parse_synonyms(path, &text, &mut problems)),
+            _ => {} // other text files (READMEs, notes) are not knowledge
+        }
+    }
+    check_unique_ids(&kb, &mut problems);
+    let known: HashMap<&str, ()> = kb.products.iter().map(|p| (p.id.as_str(), ())).collect();
+    for (path, r) in &refs {
+        if !known.contains_key(r.product_id.as_str()) {
+            let faq = &kb.faqs[r.faq_index].id;
+            problems.push(Problem::new(path, Some(r.line), format!("unknown product id `{}` in faq `{faq}`", r.product_id)));
+        }
+    }
+    if problems.is_empty() && kb.faqs.is_empty() {
+        let place = files.first().map(|f| f.parent().unwrap_or(f).to_path_buf()).unwrap_or_default();
+        problems.push(Problem::new(place, None, "no FAQ entries found"));
+    }
+    if !problems.is_empty() {
+        problems.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+        return Err(KbError { problems });
+    }
+    kb.content_hash = hex::encode(hasher.finalize());
+    Ok(kb)
+}
+
+fn check_unique_ids(kb: &KnowledgeBase, problems: &mut Vec<Problem>) {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, faq) in kb.faqs.iter().enumerate() {
+        if let Some(&first) = seen.get(faq.id.as_str()) {
+            let f = &kb.faqs[first].location;
+            problems.push(Problem::new(
+                &faq.location.file,
+                Some(faq.location.line),
+                format!("duplicate faq id `{}` (first defined at {}:{})", faq.id, f.file.display(), f.line),
+            ));
+        } else {
+            seen.insert(&faq.id, i);
+        }
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, p) in kb.products.iter().enumerate() {
+        if let Some(&first) = seen.get(p.id.as_str()) {
+            let f = &kb.products[first].location;
+            problems.push(Problem::new(
+                &p.location.file,
+                Some(p.location.line),
+                format!("duplicate product id `{}` (first defined at {}:{})", p.id, f.file.display(), f.line),
+            ));
+        } else {
+            seen.insert(&p.id, i);
+        }
+    }
+}
+
+fn content_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+}
+
+/// jieba's dictionary format: `word [freq] [tag]`; only the word is used.
+fn parse_dict(text: &str) -> impl Iterator<Item = String> + '_ {
+    content_lines(text).filter_map(|(_, l)| l.split_whitespace().next().map(str::to_string))
+}
+
+/// One group a line: `多少钱 = 价格 = 价钱`.
+fn parse_synonyms(path: &Path, text: &str, problems: &mut Vec<Problem>) -> Vec<Vec<String>> {
+    let mut groups = Vec::new();
+    for (line, l) in content_lines(text) {
+        let members: Vec<String> = l.split('=').map(|m| m.trim().to_string()).filter(|m| !m.is_empty()).collect();
+        if members.len() < 2 {
+            problems.push(Problem::new(path, Some(line), "a synonym group needs at least two words separated by `=`"));
+        } else {
+            groups.push(members);
+        }
+    }
+    groups
+}

@@ -1,0 +1,15 @@
+//! Knowledge base: the FAQ entries and product catalogue written by a store's
+//! operators, loaded from `knowledge_base/` (TOML, JSON Lines, `dict.txt`,
+//! `synonyms.txt`) and validated with every problem located by file and line.
+//!
+//! Depends on nothing else in the crate.
+
+mod error;
+mod jsonl;
+mod load;
+mod toml_file;
+mod types;
+
+pub use error::{KbError, Problem};
+pub use load::{KbOptions, load_dir, load_path};
+pub use types::{Faq, KnowledgeBase, Location, Product};

@@ -1,0 +1,86 @@
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+/// Where an entry was written, for error messages and for the operators' tools.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Location {
+    pub file: PathBuf,
+    pub line: usize,
+}
+
+/// One FAQ entry: a standard question, its similar phrasings and its answers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Faq {
+    pub id: String,
+    pub question: String,
+    pub similar: Vec<String>,
+    /// Locale (`zh`, `en`, …) → answer text; `zh` is always present for
+    /// entries loaded from the store's own files.
+    pub answers: BTreeMap<String, String>,
+    pub category: String,
+    pub tags: Vec<String>,
+    /// Product ids this entry is about; empty means it applies store-wide.
+    pub products: Vec<String>,
+    /// Unix seconds; `None` means open-ended.
+    pub valid_from: Option<i64>,
+    pub valid_until: Option<i64>,
+    pub priority: i64,
+    pub location: Location,
+}
+
+impl Faq {
+    /// The standard question first, then every similar phrasing.
+    pub fn phrasings(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.question.as_str()).chain(self.similar.iter().map(String::as_str))
+    }
+
+    /// Whether the entry is in force at `now` (unix seconds).
+    pub fn is_valid_at(&self, now: i64) -> bool {
+        self.valid_from.is_none_or(|from| from <= now) && self.valid_until.is_none_or(|until| now < until)
+    }
+
+    /// The answer in `locale` (`en-US` falls back to `en`), else the Chinese one.
+    pub fn answer_for(&self, locale: &str) -> Option<(&str, &str)> {
+        let lang = locale.split(['-', '_']).next().unwrap_or("").to_ascii_lowercase();
+        self.answers
+            .get_key_value(locale)
+            .or_else(|| self.answers.get_key_value(lang.as_str()))
+            .or_else(|| self.answers.get_key_value("zh"))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+}
+
+/// A product of the store's catalogue, referenced by FAQ `products` scopes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Product {
+    pub id: String,
+    pub name: String,
+    pub brand: String,
+    pub category: String,
+    pub location: Location,
+}
+
+/// Everything loaded from a knowledge-base directory, already validated.
+#[derive(Debug, Clone, Default)]
+pub struct KnowledgeBase {
+    pub faqs: Vec<Faq>,
+    pub products: Vec<Product>,
+    /// Custom segmentation words (`dict.txt`), plus product names and brands.
+    pub dict_words: Vec<String>,
+    /// Synonym groups (`synonyms.txt`); the first member is canonical.
+    pub synonyms: Vec<Vec<String>>,
+    /// SHA-256 over every source file, hex; changes whenever any input changes.
+    pub content_hash: String,
+}
+
+impl KnowledgeBase {
+    pub fn faq(&self, id: &str) -> Option<&Faq> {
+        self.faqs.iter().find(|f| f.id == id)
+    }
+
+    pub fn phrasing_count(&self) -> usize {
+        self.faqs.iter().map(|f| 1 + f.similar.len()).sum()
+    }
+}

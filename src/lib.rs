@@ -1,0 +1,13 @@
+//! xiaoer (店小二): an e-commerce customer-service answer engine.
+//!
+//! Data flows one way: knowledge files ([`kb`]) → text analysis ([`text`]) →
+//! index ([`index`]) → retrieval ([`retrieval`]) → evaluation / CLI.
+//! See `ARCHITECTURE.md` for what each module owns and may depend on.
+
+pub mod config;
+pub mod eval;
+pub mod index;
+pub mod kb;
+pub mod retrieval;
+pub mod text;
+pub mod engine;
