@@ -42,7 +42,9 @@ impl Config {
             Some(path) => fig = fig.merge(Toml::file_exact(path)),
             None => fig = fig.merge(Toml::file(DEFAULT_CONFIG_FILE)),
         }
-        fig.merge(Env::prefixed("XIAOER_").split("__")).extract().map_err(Box::new)
+        fig.merge(Env::prefixed("XIAOER_").split("__"))
+            .extract()
+            .map_err(Box::new)
     }
 
     pub fn index_dir(&self) -> PathBuf {

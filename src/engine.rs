@@ -39,10 +39,16 @@ impl Engine {
         Self::with_kb(config, kb, IndexStorage::OnDisk)
     }
 
-    pub fn with_kb(config: Config, kb: KnowledgeBase, storage: IndexStorage) -> Result<Engine, EngineError> {
+    pub fn with_kb(
+        config: Config,
+        kb: KnowledgeBase,
+        storage: IndexStorage,
+    ) -> Result<Engine, EngineError> {
         let analyzer = Arc::new(Analyzer::new(&kb.dict_words, &kb.synonyms));
         let index = match storage {
-            IndexStorage::OnDisk => FaqIndex::open_or_build(&config.index_dir(), &kb, analyzer.clone())?,
+            IndexStorage::OnDisk => {
+                FaqIndex::open_or_build(&config.index_dir(), &kb, analyzer.clone())?
+            }
             IndexStorage::InMemory => FaqIndex::in_memory(&kb, analyzer.clone())?,
         };
         let retriever = Retriever::new(Arc::new(kb), analyzer, index, config.retrieval.clone());

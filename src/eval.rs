@@ -28,11 +28,15 @@ impl EvalQuery {
 }
 
 pub fn load_queries(path: &Path) -> Result<Vec<EvalQuery>, Problem> {
-    let text = std::fs::read_to_string(path).map_err(|e| Problem::new(path, None, e.to_string()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Problem::new(path, None, e.to_string()))?;
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).map_err(|e| Problem::new(path, Some(i + 1), format!("invalid query line: {e}"))))
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .map_err(|e| Problem::new(path, Some(i + 1), format!("invalid query line: {e}")))
+        })
         .collect()
 }
 
@@ -68,13 +72,20 @@ struct Outcome {
 }
 
 /// Runs every query through `retriever`; `tick` is called once per query.
-pub fn evaluate(retriever: &Retriever, mode: &str, queries: &[EvalQuery], tick: impl Fn()) -> Result<EvalReport, IndexError> {
+pub fn evaluate(
+    retriever: &Retriever,
+    mode: &str,
+    queries: &[EvalQuery],
+    tick: impl Fn(),
+) -> Result<EvalReport, IndexError> {
     let kb = retriever.kb();
     let (mut r1, mut r5, mut rr, mut pos) = (0usize, 0usize, 0f64, 0usize);
     let mut outcomes = Vec::with_capacity(queries.len());
     for q in queries {
         let hits = retriever.search(&q.query, &Filter::default(), 10)?;
-        let rank = hits.iter().position(|c| q.gold.iter().any(|g| *g == kb.faqs[c.faq].id));
+        let rank = hits
+            .iter()
+            .position(|c| q.gold.iter().any(|g| *g == kb.faqs[c.faq].id));
         if q.is_pos() {
             pos += 1;
             if let Some(r) = rank {
@@ -84,7 +95,10 @@ pub fn evaluate(retriever: &Retriever, mode: &str, queries: &[EvalQuery], tick: 
             }
         }
         if let Some(top) = hits.first() {
-            outcomes.push(Outcome { confidence: top.score, correct: q.is_pos() && rank == Some(0) });
+            outcomes.push(Outcome {
+                confidence: top.score,
+                correct: q.is_pos() && rank == Some(0),
+            });
         }
         tick();
     }
@@ -106,7 +120,12 @@ pub fn evaluate(retriever: &Retriever, mode: &str, queries: &[EvalQuery], tick: 
 
 /// Sweeps the confidence threshold from high to low and keeps the lowest one
 /// whose precision still meets `target`.
-fn operating_point(outcomes: &mut [Outcome], target: f64, total: usize, pos: usize) -> OperatingPoint {
+fn operating_point(
+    outcomes: &mut [Outcome],
+    target: f64,
+    total: usize,
+    pos: usize,
+) -> OperatingPoint {
     outcomes.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
     let mut best = OperatingPoint {
         target_precision: target,
@@ -120,7 +139,10 @@ fn operating_point(outcomes: &mut [Outcome], target: f64, total: usize, pos: usi
         correct += usize::from(o.correct);
         let answered = i + 1;
         // Only cut between distinct confidences: ties are answered together.
-        if outcomes.get(i + 1).is_some_and(|n| n.confidence == o.confidence) {
+        if outcomes
+            .get(i + 1)
+            .is_some_and(|n| n.confidence == o.confidence)
+        {
             continue;
         }
         let precision = correct as f64 / answered as f64;
@@ -144,11 +166,26 @@ mod tests {
     #[test]
     fn operating_point_keeps_lowest_threshold_meeting_target() {
         let mut o = vec![
-            Outcome { confidence: 0.9, correct: true },
-            Outcome { confidence: 0.8, correct: true },
-            Outcome { confidence: 0.7, correct: false },
-            Outcome { confidence: 0.6, correct: true },
-            Outcome { confidence: 0.5, correct: false },
+            Outcome {
+                confidence: 0.9,
+                correct: true,
+            },
+            Outcome {
+                confidence: 0.8,
+                correct: true,
+            },
+            Outcome {
+                confidence: 0.7,
+                correct: false,
+            },
+            Outcome {
+                confidence: 0.6,
+                correct: true,
+            },
+            Outcome {
+                confidence: 0.5,
+                correct: false,
+            },
         ];
         let p = operating_point(&mut o, 0.75, 6, 4);
         assert_eq!(p.threshold, 0.6);

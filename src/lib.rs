@@ -5,9 +5,10 @@
 //! See `ARCHITECTURE.md` for what each module owns and may depend on.
 
 pub mod config;
+pub mod embed;
+pub mod engine;
 pub mod eval;
 pub mod index;
 pub mod kb;
 pub mod retrieval;
 pub mod text;
-pub mod engine;

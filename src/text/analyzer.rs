@@ -9,8 +9,9 @@ use super::normalize::{is_han, normalize};
 /// that can change meaning (不, 没, 怎么, 哪) stays.
 const STOPWORDS: &[&str] = &[
     "的", "了", "吗", "呢", "吧", "啊", "呀", "哦", "嘛", "么", "哈", "呗", "啦", "喔", "嗯", "亲",
-    "我", "你", "您", "我们", "请问", "请", "一下", "是", "在", "a", "an", "the", "is", "are", "am",
-    "do", "does", "i", "you", "my", "me", "to", "of", "and", "or", "it", "this", "that", "please",
+    "我", "你", "您", "我们", "请问", "请", "一下", "是", "在", "a", "an", "the", "is", "are",
+    "am", "do", "does", "i", "you", "my", "me", "to", "of", "and", "or", "it", "this", "that",
+    "please",
 ];
 
 /// Normalises and segments text into index/query terms.
@@ -52,7 +53,9 @@ impl Analyzer {
                 .map(|m| normalize(m.as_ref()))
                 .filter(|m| !m.is_empty())
                 .collect();
-            let Some(head) = members.first().cloned() else { continue };
+            let Some(head) = members.first().cloned() else {
+                continue;
+            };
             for m in &members {
                 add(m);
                 if *m != head {
@@ -60,7 +63,11 @@ impl Analyzer {
                 }
             }
         }
-        Analyzer { jieba, canonical, stopwords: STOPWORDS.iter().copied().collect() }
+        Analyzer {
+            jieba,
+            canonical,
+            stopwords: STOPWORDS.iter().copied().collect(),
+        }
     }
 
     /// The terms of `text`, in order, for BM25. Fine-grained (search mode)
@@ -112,7 +119,11 @@ fn push_alnum_runs(word: &str, out: &mut Vec<String>) {
             if run.bytes().all(|b| b.is_ascii_alphanumeric()) && !run.is_empty() {
                 runs.push(run);
             }
-            start = if i < bytes.len() && !bytes[i].is_ascii_alphanumeric() { i + 1 } else { i };
+            start = if i < bytes.len() && !bytes[i].is_ascii_alphanumeric() {
+                i + 1
+            } else {
+                i
+            };
         }
     }
     if runs.len() > 1 {

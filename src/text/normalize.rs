@@ -5,8 +5,8 @@ use zhconv::{Variant, zhconv};
 /// NFKC (full-width → half-width, compatibility forms), lower case,
 /// traditional → simplified Chinese, and every character that is not a letter
 /// or digit (punctuation, emoji, symbols, odd spaces) turned into one space.
-/// `-`, `+`, `.`, `#` and `_` survive between two letters/digits so that model
-/// numbers such as `SK-II`, `3.5` or `C++` stay whole.
+/// `-`, `.` and `_` survive between two letters/digits, and `+` / `#` after
+/// one, so that model numbers such as `SK-II`, `3.5`, `C++` or `C#` stay whole.
 pub fn normalize(text: &str) -> String {
     let folded: String = text.nfkc().flat_map(char::to_lowercase).collect();
     let simplified = if folded.chars().any(is_han) {
@@ -18,12 +18,13 @@ pub fn normalize(text: &str) -> String {
     let mut out = String::with_capacity(simplified.len());
     let mut pending_space = false;
     for (i, &c) in chars.iter().enumerate() {
+        let prev = if i > 0 { chars[i - 1] } else { ' ' };
+        let next = chars.get(i + 1).copied().unwrap_or(' ');
         let keep = c.is_alphanumeric()
-            || (matches!(c, '-' | '+' | '.' | '#' | '_')
-                && i > 0
-                && chars[i - 1].is_ascii_alphanumeric()
-                && (chars.get(i + 1).is_some_and(|n| n.is_ascii_alphanumeric())
-                    || (c == '+' && chars.get(i + 1).is_none_or(|n| !n.is_alphanumeric()))));
+            || (matches!(c, '-' | '.' | '_')
+                && prev.is_ascii_alphanumeric()
+                && next.is_ascii_alphanumeric())
+            || (matches!(c, '+' | '#') && (prev.is_ascii_alphanumeric() || prev == '+'));
         if keep {
             if pending_space && !out.is_empty() {
                 out.push(' ');
@@ -74,6 +75,9 @@ mod tests {
 
     #[test]
     fn mixed_chinese_english_keeps_both() {
-        assert_eq!(normalize("Dyson吹风机HD15 怎么用?"), "dyson吹风机hd15 怎么用");
+        assert_eq!(
+            normalize("Dyson吹风机HD15 怎么用?"),
+            "dyson吹风机hd15 怎么用"
+        );
     }
 }

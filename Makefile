@@ -1,0 +1,44 @@
+# The two commands of the README: `make run` and `make test`.
+# Everything else here is what those two need, each step idempotent.
+
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+CARGO ?= cargo
+BIN := target/release/xiaoer
+
+.PHONY: run test setup models build index lint bench eval clean
+
+## Set everything up and answer questions on the sample knowledge base.
+run: setup models build index
+	$(BIN) ask
+
+## Set everything up and run the whole test suite.
+test: setup models
+	$(CARGO) test --release --all-targets
+
+setup:
+	@bash scripts/setup.sh
+
+models:
+	@bash scripts/fetch-model.sh
+
+build:
+	$(CARGO) build --release
+
+index: build
+	$(BIN) index
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --release --all-targets -- -D warnings
+
+bench: setup models
+	$(CARGO) bench
+
+eval: build
+	@for d in ant bq xling; do \
+	  $(BIN) --kb ../shared/eval/$$d-dev/faq.jsonl eval --queries ../shared/eval/$$d-dev/queries.jsonl; \
+	done
+
+clean:
+	rm -rf data target/criterion
