@@ -18,7 +18,25 @@ pub struct Config {
     pub kb_dir: PathBuf,
     /// Where the index and other derived state live (default `data`).
     pub data_dir: PathBuf,
+    /// Model directory with `manifest.json` (default `models/multilingual-e5-small`).
+    pub model_dir: PathBuf,
     pub retrieval: RetrievalConfig,
+    pub embed: EmbedConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EmbedConfig {
+    /// Threads for inference (both of candle's pools); default: all cores.
+    pub threads: usize,
+    /// Query embeddings kept in the LRU cache (default 4096).
+    pub cache_size: usize,
+}
+
+impl Default for EmbedConfig {
+    fn default() -> Self {
+        EmbedConfig { threads: std::thread::available_parallelism().map_or(1, |n| n.get()), cache_size: 4096 }
+    }
 }
 
 impl Default for Config {
@@ -26,7 +44,9 @@ impl Default for Config {
         Config {
             kb_dir: PathBuf::from("knowledge_base"),
             data_dir: PathBuf::from("data"),
+            model_dir: crate::embed::default_model_dir(),
             retrieval: RetrievalConfig::default(),
+            embed: EmbedConfig::default(),
         }
     }
 }
@@ -42,9 +62,7 @@ impl Config {
             Some(path) => fig = fig.merge(Toml::file_exact(path)),
             None => fig = fig.merge(Toml::file(DEFAULT_CONFIG_FILE)),
         }
-        fig.merge(Env::prefixed("XIAOER_").split("__"))
-            .extract()
-            .map_err(Box::new)
+        fig.merge(Env::prefixed("XIAOER_").split("__")).extract().map_err(Box::new)
     }
 
     pub fn index_dir(&self) -> PathBuf {

@@ -1,14 +1,16 @@
-//! Wiring: configuration → knowledge base → analyzer → index → retriever.
-//! The one place that knows how the layers are assembled; used by the CLI,
-//! the benches and the tests.
+//! Wiring: configuration → knowledge base → analyzer → index (+ model and
+//! phrasing vectors) → retriever. The one place that knows how the layers are
+//! assembled; used by the CLI, the benches and the tests.
 
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::index::{FaqIndex, IndexError};
+use crate::embed::{EmbedError, Embedder};
+use crate::index::{FaqIndex, IndexError, phrasing_table};
 use crate::kb::{KbError, KbOptions, KnowledgeBase, load_path};
-use crate::retrieval::Retriever;
+use crate::retrieval::{Dense, Mode, RetrievalError, Retriever};
 use crate::text::Analyzer;
+use crate::vectors::PhrasingVectors;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -16,6 +18,10 @@ pub enum EngineError {
     Kb(#[from] KbError),
     #[error("{0}")]
     Index(#[from] IndexError),
+    #[error("{0}")]
+    Embed(#[from] EmbedError),
+    #[error("{0}")]
+    Retrieval(#[from] RetrievalError),
 }
 
 /// Where the index of an engine lives.
@@ -23,9 +29,13 @@ pub enum EngineError {
 pub enum IndexStorage {
     /// Under the configured data directory, reused while the KB is unchanged.
     OnDisk,
-    /// Built in memory and discarded (evaluation of external data sets).
+    /// Built in memory and discarded (evaluation of external data sets);
+    /// phrasing vectors are still cached in the data directory.
     InMemory,
 }
+
+/// Called with (done, total) while phrasings are embedded.
+pub type Progress<'a> = &'a dyn Fn(usize, usize);
 
 pub struct Engine {
     pub config: Config,
@@ -36,22 +46,49 @@ impl Engine {
     /// Loads the configured knowledge base and opens (or builds) its index.
     pub fn load(config: Config) -> Result<Engine, EngineError> {
         let kb = load_path(&config.kb_dir, &KbOptions::default())?;
-        Self::with_kb(config, kb, IndexStorage::OnDisk)
+        Self::with_kb(config, kb, IndexStorage::OnDisk, &|_, _| {})
     }
 
     pub fn with_kb(
         config: Config,
         kb: KnowledgeBase,
         storage: IndexStorage,
+        progress: Progress,
+    ) -> Result<Engine, EngineError> {
+        let embedder = match config.retrieval.mode {
+            Mode::Bm25 => None,
+            Mode::Dense | Mode::Hybrid => Some(Arc::new(Embedder::load(&config.model_dir, config.embed.cache_size)?)),
+        };
+        Self::with_kb_and_model(config, kb, storage, embedder, progress)
+    }
+
+    /// As [`Engine::with_kb`], sharing an already loaded model.
+    pub fn with_kb_and_model(
+        config: Config,
+        kb: KnowledgeBase,
+        storage: IndexStorage,
+        embedder: Option<Arc<Embedder>>,
+        progress: Progress,
     ) -> Result<Engine, EngineError> {
         let analyzer = Arc::new(Analyzer::new(&kb.dict_words, &kb.synonyms));
         let index = match storage {
-            IndexStorage::OnDisk => {
-                FaqIndex::open_or_build(&config.index_dir(), &kb, analyzer.clone())?
-            }
+            IndexStorage::OnDisk => FaqIndex::open_or_build(&config.index_dir(), &kb, analyzer.clone())?,
             IndexStorage::InMemory => FaqIndex::in_memory(&kb, analyzer.clone())?,
         };
-        let retriever = Retriever::new(Arc::new(kb), analyzer, index, config.retrieval.clone());
+        let dense = match embedder {
+            None => None,
+            Some(embedder) => {
+                let file = match storage {
+                    IndexStorage::OnDisk => config.data_dir.join("vectors.bin"),
+                    IndexStorage::InMemory => config.data_dir.join(format!("vectors-{}.bin", &kb.content_hash[..16])),
+                };
+                let table = phrasing_table(&kb);
+                let role = config.retrieval.phrasing_role;
+                let vectors = PhrasingVectors::build(&kb, &table, &embedder, role, Some(&file), progress)?;
+                Some(Dense { embedder, vectors })
+            }
+        };
+        let retriever = Retriever::new(Arc::new(kb), analyzer, index, dense, config.retrieval.clone())?;
         Ok(Engine { config, retriever })
     }
 }

@@ -6,9 +6,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::index::{Filter, IndexError};
+use crate::index::Filter;
 use crate::kb::Problem;
-use crate::retrieval::Retriever;
+use crate::retrieval::{Candidate, Features, Fusion, Mode, RetrievalError, Retriever};
 
 /// One labelled query. `kind` is `pos` (gold FAQs given), `oos_in` (in
 /// domain, no FAQ matches) or `oos_out` (off topic).
@@ -28,14 +28,12 @@ impl EvalQuery {
 }
 
 pub fn load_queries(path: &Path) -> Result<Vec<EvalQuery>, Problem> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| Problem::new(path, None, e.to_string()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| Problem::new(path, None, e.to_string()))?;
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
-            serde_json::from_str(l)
-                .map_err(|e| Problem::new(path, Some(i + 1), format!("invalid query line: {e}")))
+            serde_json::from_str(l).map_err(|e| Problem::new(path, Some(i + 1), format!("invalid query line: {e}")))
         })
         .collect()
 }
@@ -71,21 +69,31 @@ struct Outcome {
     correct: bool,
 }
 
-/// Runs every query through `retriever`; `tick` is called once per query.
+/// Runs every query through `retriever` in `mode`; `tick` is called once per query.
 pub fn evaluate(
     retriever: &Retriever,
-    mode: &str,
+    mode: Mode,
     queries: &[EvalQuery],
     tick: impl Fn(),
-) -> Result<EvalReport, IndexError> {
+) -> Result<EvalReport, RetrievalError> {
+    let runs: Vec<Vec<Candidate>> = queries
+        .iter()
+        .map(|q| {
+            let hits = retriever.search_mode(&q.query, &Filter::default(), 10, mode);
+            tick();
+            hits
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(report(retriever, mode.name(), queries, &runs))
+}
+
+/// Metrics of ranked results `runs[i]` for `queries[i]`.
+fn report(retriever: &Retriever, mode: &str, queries: &[EvalQuery], runs: &[Vec<Candidate>]) -> EvalReport {
     let kb = retriever.kb();
     let (mut r1, mut r5, mut rr, mut pos) = (0usize, 0usize, 0f64, 0usize);
     let mut outcomes = Vec::with_capacity(queries.len());
-    for q in queries {
-        let hits = retriever.search(&q.query, &Filter::default(), 10)?;
-        let rank = hits
-            .iter()
-            .position(|c| q.gold.iter().any(|g| *g == kb.faqs[c.faq].id));
+    for (q, hits) in queries.iter().zip(runs) {
+        let rank = hits.iter().position(|c| q.gold.iter().any(|g| *g == kb.faqs[c.faq].id));
         if q.is_pos() {
             pos += 1;
             if let Some(r) = rank {
@@ -95,15 +103,11 @@ pub fn evaluate(
             }
         }
         if let Some(top) = hits.first() {
-            outcomes.push(Outcome {
-                confidence: top.score,
-                correct: q.is_pos() && rank == Some(0),
-            });
+            outcomes.push(Outcome { confidence: top.score, correct: q.is_pos() && rank == Some(0) });
         }
-        tick();
     }
     let ratio = |n: f64, d: usize| if d == 0 { 0.0 } else { n / d as f64 };
-    Ok(EvalReport {
+    EvalReport {
         mode: mode.to_string(),
         faqs: kb.faqs.len(),
         queries: queries.len(),
@@ -115,17 +119,71 @@ pub fn evaluate(
             .into_iter()
             .map(|t| operating_point(&mut outcomes, t, queries.len(), pos))
             .collect(),
-    })
+    }
+}
+
+/// A labelled set prepared for fitting: every query's hybrid candidates
+/// with both features, and which of them are gold.
+pub struct FitSet {
+    pub name: String,
+    queries: Vec<Vec<(Features, bool)>>,
+}
+
+impl FitSet {
+    pub fn prepare(
+        name: &str,
+        retriever: &Retriever,
+        queries: &[EvalQuery],
+        tick: impl Fn(),
+    ) -> Result<FitSet, RetrievalError> {
+        let kb = retriever.kb();
+        let mut prepared = Vec::new();
+        for q in queries.iter().filter(|q| q.is_pos()) {
+            let cands = retriever.candidates(&q.query, &Filter::default(), 10, Mode::Hybrid)?;
+            let features = cands
+                .iter()
+                .map(|c| (Features { bm25: c.bm25, cosine: c.cosine }, q.gold.contains(&kb.faqs[c.faq].id)))
+                .collect();
+            prepared.push(features);
+            tick();
+        }
+        Ok(FitSet { name: name.to_string(), queries: prepared })
+    }
+
+    /// MRR@10 of `fusion` on this set.
+    pub fn mrr(&self, fusion: &Fusion) -> f64 {
+        let mut total = 0.0;
+        for cands in &self.queries {
+            let Some(gold) = cands.iter().filter(|(_, g)| *g).map(|(f, _)| fusion.score(f)).reduce(f32::max) else {
+                continue;
+            };
+            let above = cands.iter().filter(|(f, g)| !*g && fusion.score(f) > gold).count();
+            if above < 10 {
+                total += 1.0 / (above as f64 + 1.0);
+            }
+        }
+        total / self.queries.len().max(1) as f64
+    }
+}
+
+/// Grid search of the fusion weights maximising mean MRR@10 over `sets`.
+pub fn fit_fusion(sets: &[FitSet]) -> (Fusion, f64) {
+    let mut best = (Fusion::default(), f64::NEG_INFINITY);
+    for w in (0..=30).map(|i| i as f32 * 0.0005) {
+        for k in [10.0, 20.0, 40.0, 80.0, 160.0, 320.0, 640.0, 10_000.0] {
+            let fusion = Fusion { bm25_weight: w, bm25_saturation: k };
+            let mean = sets.iter().map(|s| s.mrr(&fusion)).sum::<f64>() / sets.len().max(1) as f64;
+            if mean > best.1 + 1e-9 {
+                best = (fusion, mean);
+            }
+        }
+    }
+    best
 }
 
 /// Sweeps the confidence threshold from high to low and keeps the lowest one
 /// whose precision still meets `target`.
-fn operating_point(
-    outcomes: &mut [Outcome],
-    target: f64,
-    total: usize,
-    pos: usize,
-) -> OperatingPoint {
+fn operating_point(outcomes: &mut [Outcome], target: f64, total: usize, pos: usize) -> OperatingPoint {
     outcomes.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
     let mut best = OperatingPoint {
         target_precision: target,
@@ -139,10 +197,7 @@ fn operating_point(
         correct += usize::from(o.correct);
         let answered = i + 1;
         // Only cut between distinct confidences: ties are answered together.
-        if outcomes
-            .get(i + 1)
-            .is_some_and(|n| n.confidence == o.confidence)
-        {
+        if outcomes.get(i + 1).is_some_and(|n| n.confidence == o.confidence) {
             continue;
         }
         let precision = correct as f64 / answered as f64;
@@ -166,26 +221,11 @@ mod tests {
     #[test]
     fn operating_point_keeps_lowest_threshold_meeting_target() {
         let mut o = vec![
-            Outcome {
-                confidence: 0.9,
-                correct: true,
-            },
-            Outcome {
-                confidence: 0.8,
-                correct: true,
-            },
-            Outcome {
-                confidence: 0.7,
-                correct: false,
-            },
-            Outcome {
-                confidence: 0.6,
-                correct: true,
-            },
-            Outcome {
-                confidence: 0.5,
-                correct: false,
-            },
+            Outcome { confidence: 0.9, correct: true },
+            Outcome { confidence: 0.8, correct: true },
+            Outcome { confidence: 0.7, correct: false },
+            Outcome { confidence: 0.6, correct: true },
+            Outcome { confidence: 0.5, correct: false },
         ];
         let p = operating_point(&mut o, 0.75, 6, 4);
         assert_eq!(p.threshold, 0.6);

@@ -12,3 +12,4 @@ pub mod index;
 pub mod kb;
 pub mod retrieval;
 pub mod text;
+pub mod vectors;

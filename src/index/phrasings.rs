@@ -14,11 +14,6 @@ pub fn phrasing_table(kb: &KnowledgeBase) -> Vec<PhrasingRef> {
     kb.faqs
         .iter()
         .enumerate()
-        .flat_map(|(faq, f)| {
-            (0..=f.similar.len()).map(move |idx| PhrasingRef {
-                faq: faq as u32,
-                idx: idx as u16,
-            })
-        })
+        .flat_map(|(faq, f)| (0..=f.similar.len()).map(move |idx| PhrasingRef { faq: faq as u32, idx: idx as u16 }))
         .collect()
 }

@@ -12,11 +12,7 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(file: impl Into<PathBuf>, line: Option<usize>, message: impl Into<String>) -> Self {
-        Problem {
-            file: file.into(),
-            line,
-            message: message.into(),
-        }
+        Problem { file: file.into(), line, message: message.into() }
     }
 }
 
@@ -39,11 +35,7 @@ pub struct KbError {
 
 impl fmt::Display for KbError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "{} problem(s) in the knowledge base:",
-            self.problems.len()
-        )?;
+        writeln!(f, "{} problem(s) in the knowledge base:", self.problems.len())?;
         for p in &self.problems {
             writeln!(f, "  {p}")?;
         }
@@ -55,9 +47,5 @@ impl std::error::Error for KbError {}
 
 /// 1-based line of a byte offset in `text`.
 pub(crate) fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
 }

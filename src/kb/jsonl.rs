@@ -37,12 +37,7 @@ enum JsonAnswer {
 }
 
 /// Parses JSONL `text` (read from `path`), appending problems by line.
-pub(super) fn parse(
-    path: &Path,
-    text: &str,
-    opts: &KbOptions,
-    problems: &mut Vec<Problem>,
-) -> Vec<Faq> {
+pub(super) fn parse(path: &Path, text: &str, opts: &KbOptions, problems: &mut Vec<Problem>) -> Vec<Faq> {
     let mut faqs = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
@@ -66,10 +61,9 @@ pub(super) fn parse(
         let mut answers: BTreeMap<String, String> = match entry.answer {
             JsonAnswer::Missing => BTreeMap::new(),
             JsonAnswer::Text(t) => [("zh".to_string(), t.trim().to_string())].into(),
-            JsonAnswer::Locales(m) => m
-                .into_iter()
-                .map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_string()))
-                .collect(),
+            JsonAnswer::Locales(m) => {
+                m.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_string())).collect()
+            }
         };
         answers.retain(|_, t| !t.is_empty());
         let mut ok = true;
@@ -89,12 +83,7 @@ pub(super) fn parse(
             faqs.push(Faq {
                 id,
                 question,
-                similar: entry
-                    .similar
-                    .into_iter()
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect(),
+                similar: entry.similar.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
                 answers,
                 category: entry.category,
                 tags: entry.tags,
@@ -102,10 +91,7 @@ pub(super) fn parse(
                 valid_from: None,
                 valid_until: None,
                 priority: 0,
-                location: Location {
-                    file: path.to_path_buf(),
-                    line,
-                },
+                location: Location { file: path.to_path_buf(), line },
             });
         }
     }

@@ -19,9 +19,7 @@ pub struct KbOptions {
 
 impl Default for KbOptions {
     fn default() -> Self {
-        KbOptions {
-            require_answers: true,
-        }
+        KbOptions { require_answers: true }
     }
 }
 
@@ -37,9 +35,7 @@ pub fn load_path(path: &Path, opts: &KbOptions) -> Result<KnowledgeBase, KbError
 /// `synonyms.txt`, validating the whole set.
 pub fn load_dir(dir: &Path, opts: &KbOptions) -> Result<KnowledgeBase, KbError> {
     let mut files = Vec::new();
-    collect_files(dir, &mut files).map_err(|e| KbError {
-        problems: vec![Problem::new(dir, None, e.to_string())],
-    })?;
+    collect_files(dir, &mut files).map_err(|e| KbError { problems: vec![Problem::new(dir, None, e.to_string())] })?;
     files.sort();
     load_files(files, opts)
 }
@@ -49,10 +45,7 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
         let path = entry?.path();
         if path.is_dir() {
             collect_files(&path, out)?;
-        } else if matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("toml" | "jsonl" | "txt")
-        ) {
+        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("toml" | "jsonl" | "txt")) {
             out.push(path);
         }
     }
@@ -68,11 +61,7 @@ fn load_files(files: Vec<PathBuf>, opts: &KbOptions) -> Result<KnowledgeBase, Kb
         let text = match fs::read(path).map(String::from_utf8) {
             Ok(Ok(text)) => text,
             Ok(Err(_)) => {
-                problems.push(Problem::new(
-                    path,
-                    None,
-                    "not valid UTF-8 (save the file as UTF-8)",
-                ));
+                problems.push(Problem::new(path, None, "not valid UTF-8 (save the file as UTF-8)"));
                 continue;
             }
             Err(e) => {
@@ -80,25 +69,13 @@ fn load_files(files: Vec<PathBuf>, opts: &KbOptions) -> Result<KnowledgeBase, Kb
                 continue;
             }
         };
-        hasher.update(
-            path.file_name()
-                .map(|n| n.as_encoded_bytes())
-                .unwrap_or_default(),
-        );
+        hasher.update(path.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default());
         hasher.update((text.len() as u64).to_le_bytes());
         hasher.update(text.as_bytes());
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         match path.extension().and_then(|e| e.to_str()) {
             Some("toml") => {
-                let ParsedFile {
-                    faqs,
-                    products,
-                    product_refs,
-                    words,
-                } = toml_file::parse(path, &text, &mut problems);
+                let ParsedFile { faqs, products, product_refs, words } = toml_file::parse(path, &text, &mut problems);
                 let offset = kb.faqs.len();
                 refs.extend(product_refs.into_iter().map(|mut r| {
                     r.faq_index += offset;
@@ -108,14 +85,9 @@ fn load_files(files: Vec<PathBuf>, opts: &KbOptions) -> Result<KnowledgeBase, Kb
                 kb.products.extend(products);
                 kb.dict_words.extend(words);
             }
-            Some("jsonl") => kb
-                .faqs
-                .extend(jsonl::parse(path, &text, opts, &mut problems)),
+            Some("jsonl") => kb.faqs.extend(jsonl::parse(path, &text, opts, &mut problems)),
             _ if name == "dict.txt" => kb.dict_words.extend(parse_dict(&text)),
-            _ if name == "synonyms.txt" => {
-                kb.synonyms
-                    .extend(parse_synonyms(path, &text, &mut problems))
-            }
+            _ if name == "synonyms.txt" => kb.synonyms.extend(parse_synonyms(path, &text, &mut problems)),
             _ => {} // other text files (READMEs, notes) are not knowledge
         }
     }
@@ -132,10 +104,7 @@ fn load_files(files: Vec<PathBuf>, opts: &KbOptions) -> Result<KnowledgeBase, Kb
         }
     }
     if problems.is_empty() && kb.faqs.is_empty() {
-        let place = files
-            .first()
-            .map(|f| f.parent().unwrap_or(f).to_path_buf())
-            .unwrap_or_default();
+        let place = files.first().map(|f| f.parent().unwrap_or(f).to_path_buf()).unwrap_or_default();
         problems.push(Problem::new(place, None, "no FAQ entries found"));
     }
     if !problems.is_empty() {
@@ -154,12 +123,7 @@ fn check_unique_ids(kb: &KnowledgeBase, problems: &mut Vec<Problem>) {
             problems.push(Problem::new(
                 &faq.location.file,
                 Some(faq.location.line),
-                format!(
-                    "duplicate faq id `{}` (first defined at {}:{})",
-                    faq.id,
-                    f.file.display(),
-                    f.line
-                ),
+                format!("duplicate faq id `{}` (first defined at {}:{})", faq.id, f.file.display(), f.line),
             ));
         } else {
             seen.insert(&faq.id, i);
@@ -172,12 +136,7 @@ fn check_unique_ids(kb: &KnowledgeBase, problems: &mut Vec<Problem>) {
             problems.push(Problem::new(
                 &p.location.file,
                 Some(p.location.line),
-                format!(
-                    "duplicate product id `{}` (first defined at {}:{})",
-                    p.id,
-                    f.file.display(),
-                    f.line
-                ),
+                format!("duplicate product id `{}` (first defined at {}:{})", p.id, f.file.display(), f.line),
             ));
         } else {
             seen.insert(&p.id, i);
@@ -186,10 +145,7 @@ fn check_unique_ids(kb: &KnowledgeBase, problems: &mut Vec<Problem>) {
 }
 
 fn content_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
-    text.lines()
-        .enumerate()
-        .map(|(i, l)| (i + 1, l.trim()))
-        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+    text.lines().enumerate().map(|(i, l)| (i + 1, l.trim())).filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
 }
 
 /// jieba's dictionary format: `word [freq] [tag]`; only the word is used.
@@ -201,17 +157,9 @@ fn parse_dict(text: &str) -> impl Iterator<Item = String> + '_ {
 fn parse_synonyms(path: &Path, text: &str, problems: &mut Vec<Problem>) -> Vec<Vec<String>> {
     let mut groups = Vec::new();
     for (line, l) in content_lines(text) {
-        let members: Vec<String> = l
-            .split('=')
-            .map(|m| m.trim().to_string())
-            .filter(|m| !m.is_empty())
-            .collect();
+        let members: Vec<String> = l.split('=').map(|m| m.trim().to_string()).filter(|m| !m.is_empty()).collect();
         if members.len() < 2 {
-            problems.push(Problem::new(
-                path,
-                Some(line),
-                "a synonym group needs at least two words separated by `=`",
-            ));
+            problems.push(Problem::new(path, Some(line), "a synonym group needs at least two words separated by `=`"));
         } else {
             groups.push(members);
         }

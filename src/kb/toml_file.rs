@@ -11,18 +11,8 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use super::error::{Problem, line_of};
 use super::types::{Faq, Location, Product};
 
-const FAQ_KEYS: &[&str] = &[
-    "id",
-    "question",
-    "similar",
-    "answer",
-    "category",
-    "tags",
-    "products",
-    "valid_from",
-    "valid_until",
-    "priority",
-];
+const FAQ_KEYS: &[&str] =
+    &["id", "question", "similar", "answer", "category", "tags", "products", "valid_from", "valid_until", "priority"];
 const PRODUCT_KEYS: &[&str] = &["id", "name", "brand", "category", "aliases"];
 
 /// Times without an offset are the store's local time (China Standard Time).
@@ -87,18 +77,13 @@ impl Ctx<'_> {
         line_of(self.text, span.start)
     }
     fn report(&mut self, line: usize, message: String) {
-        self.problems
-            .push(Problem::new(self.path, Some(line), message));
+        self.problems.push(Problem::new(self.path, Some(line), message));
     }
 }
 
 pub(super) fn parse(path: &Path, text: &str, problems: &mut Vec<Problem>) -> ParsedFile {
     let mut out = ParsedFile::default();
-    let mut ctx = Ctx {
-        path,
-        text,
-        problems,
-    };
+    let mut ctx = Ctx { path, text, problems };
     let root = match DeTable::parse(text) {
         Ok(root) => root,
         Err(e) => {
@@ -112,38 +97,21 @@ pub(super) fn parse(path: &Path, text: &str, problems: &mut Vec<Problem>) -> Par
         let tables = match value.get_ref() {
             DeValue::Array(items) => items.as_ref(),
             _ => {
-                ctx.report(
-                    line,
-                    format!(
-                        "`{}` must be an array of tables ([[{}]])",
-                        key.get_ref(),
-                        key.get_ref()
-                    ),
-                );
+                ctx.report(line, format!("`{}` must be an array of tables ([[{}]])", key.get_ref(), key.get_ref()));
                 continue;
             }
         };
         match key.get_ref().as_ref() {
             "faq" => tables.iter().for_each(|t| parse_faq(&mut ctx, t, &mut out)),
-            "product" => tables
-                .iter()
-                .for_each(|t| parse_product(&mut ctx, t, &mut out)),
-            other => ctx.report(
-                line,
-                format!("unknown table `{other}` (expected [[faq]] or [[product]])"),
-            ),
+            "product" => tables.iter().for_each(|t| parse_product(&mut ctx, t, &mut out)),
+            other => ctx.report(line, format!("unknown table `{other}` (expected [[faq]] or [[product]])")),
         }
     }
     out
 }
 
 /// Reports keys outside `allowed`; returns the table's own line.
-fn check_keys(
-    ctx: &mut Ctx,
-    item: &Spanned<DeValue>,
-    allowed: &[&str],
-    kind: &str,
-) -> Option<usize> {
+fn check_keys(ctx: &mut Ctx, item: &Spanned<DeValue>, allowed: &[&str], kind: &str) -> Option<usize> {
     let line = ctx.line(&item.span());
     let DeValue::Table(table) = item.get_ref() else {
         ctx.report(line, format!("each [[{kind}]] entry must be a table"));
@@ -154,22 +122,14 @@ fn check_keys(
             let key_line = ctx.line(&key.span());
             ctx.report(
                 key_line,
-                format!(
-                    "unknown key `{}` in [[{kind}]] (allowed: {})",
-                    key.get_ref(),
-                    allowed.join(", ")
-                ),
+                format!("unknown key `{}` in [[{kind}]] (allowed: {})", key.get_ref(), allowed.join(", ")),
             );
         }
     }
     Some(line)
 }
 
-fn deserialize<T: for<'de> Deserialize<'de>>(
-    ctx: &mut Ctx,
-    item: &Spanned<DeValue>,
-    line: usize,
-) -> Option<T> {
+fn deserialize<T: for<'de> Deserialize<'de>>(ctx: &mut Ctx, item: &Spanned<DeValue>, line: usize) -> Option<T> {
     match T::deserialize(ValueDeserializer::from(item.clone())) {
         Ok(v) => Some(v),
         Err(e) => {
@@ -231,12 +191,8 @@ fn parse_faq(ctx: &mut Ctx, item: &Spanned<DeValue>, out: &mut ParsedFile) {
         }
     }
     let answers = parse_answer(ctx, raw.answer, line);
-    let valid_from = raw
-        .valid_from
-        .and_then(|v| parse_time(ctx, v, "valid_from"));
-    let valid_until = raw
-        .valid_until
-        .and_then(|v| parse_time(ctx, v, "valid_until"));
+    let valid_from = raw.valid_from.and_then(|v| parse_time(ctx, v, "valid_from"));
+    let valid_until = raw.valid_until.and_then(|v| parse_time(ctx, v, "valid_until"));
     if let (Some((from, _)), Some((until, at))) = (valid_from, valid_until)
         && until <= from
     {
@@ -250,11 +206,7 @@ fn parse_faq(ctx: &mut Ctx, item: &Spanned<DeValue>, out: &mut ParsedFile) {
     for p in raw.products {
         let at = ctx.line(&p.span());
         let product_id = p.into_inner().trim().to_string();
-        out.product_refs.push(ProductRef {
-            faq_index,
-            product_id: product_id.clone(),
-            line: at,
-        });
+        out.product_refs.push(ProductRef { faq_index, product_id: product_id.clone(), line: at });
         products.push(product_id);
     }
     out.faqs.push(Faq {
@@ -268,18 +220,11 @@ fn parse_faq(ctx: &mut Ctx, item: &Spanned<DeValue>, out: &mut ParsedFile) {
         valid_from: valid_from.map(|v| v.0),
         valid_until: valid_until.map(|v| v.0),
         priority: raw.priority,
-        location: Location {
-            file: ctx.path.to_path_buf(),
-            line,
-        },
+        location: Location { file: ctx.path.to_path_buf(), line },
     });
 }
 
-fn parse_answer(
-    ctx: &mut Ctx,
-    answer: Option<Spanned<toml::Value>>,
-    line: usize,
-) -> Option<BTreeMap<String, String>> {
+fn parse_answer(ctx: &mut Ctx, answer: Option<Spanned<toml::Value>>, line: usize) -> Option<BTreeMap<String, String>> {
     let Some(answer) = answer else {
         ctx.report(line, "[[faq]] is missing `answer`".into());
         return None;
@@ -296,13 +241,7 @@ fn parse_answer(
                     toml::Value::String(text) => {
                         answers.insert(locale.to_ascii_lowercase(), text.trim().to_string());
                     }
-                    other => ctx.report(
-                        at,
-                        format!(
-                            "answer.{locale} must be a string, found {}",
-                            other.type_str()
-                        ),
-                    ),
+                    other => ctx.report(at, format!("answer.{locale} must be a string, found {}", other.type_str())),
                 }
             }
             if !answers.contains_key("zh") {
@@ -313,19 +252,12 @@ fn parse_answer(
         other => {
             ctx.report(
                 at,
-                format!(
-                    "`answer` must be a string or a table of locale = text, found {}",
-                    other.type_str()
-                ),
+                format!("`answer` must be a string or a table of locale = text, found {}", other.type_str()),
             );
             return None;
         }
     }
-    let empty: Vec<String> = answers
-        .iter()
-        .filter(|(_, t)| t.is_empty())
-        .map(|(l, _)| l.clone())
-        .collect();
+    let empty: Vec<String> = answers.iter().filter(|(_, t)| t.is_empty()).map(|(l, _)| l.clone()).collect();
     for locale in &empty {
         ctx.report(at, format!("empty answer for locale `{locale}`"));
     }
@@ -337,18 +269,11 @@ fn parse_time(ctx: &mut Ctx, value: Spanned<toml::Value>, name: &str) -> Option<
     let at = ctx.line(&value.span());
     let parsed = match value.into_inner() {
         toml::Value::Datetime(dt) => to_unix(&dt),
-        toml::Value::String(s) => s
-            .trim()
-            .parse::<toml::value::Datetime>()
-            .ok()
-            .and_then(|dt| to_unix(&dt)),
+        toml::Value::String(s) => s.trim().parse::<toml::value::Datetime>().ok().and_then(|dt| to_unix(&dt)),
         _ => None,
     };
     if parsed.is_none() {
-        ctx.report(
-            at,
-            format!("bad date in `{name}`: expected e.g. 2026-11-01 or 2026-11-01T20:00:00+08:00"),
-        );
+        ctx.report(at, format!("bad date in `{name}`: expected e.g. 2026-11-01 or 2026-11-01T20:00:00+08:00"));
     }
     parsed.map(|t| (t, at))
 }
@@ -357,9 +282,7 @@ fn to_unix(dt: &toml::value::Datetime) -> Option<i64> {
     let d = dt.date?;
     let date = NaiveDate::from_ymd_opt(d.year.into(), d.month.into(), d.day.into())?;
     let time = match dt.time {
-        Some(t) => {
-            NaiveTime::from_hms_opt(t.hour.into(), t.minute.into(), t.second.unwrap_or(0).into())?
-        }
+        Some(t) => NaiveTime::from_hms_opt(t.hour.into(), t.minute.into(), t.second.unwrap_or(0).into())?,
         None => NaiveTime::MIN,
     };
     let offset_secs = match dt.offset {
@@ -368,9 +291,7 @@ fn to_unix(dt: &toml::value::Datetime) -> Option<i64> {
         Some(toml::value::Offset::Custom { minutes }) => i32::from(minutes) * 60,
     };
     let tz = FixedOffset::east_opt(offset_secs)?;
-    tz.from_local_datetime(&date.and_time(time))
-        .single()
-        .map(|t| t.timestamp())
+    tz.from_local_datetime(&date.and_time(time)).single().map(|t| t.timestamp())
 }
 
 fn parse_product(ctx: &mut Ctx, item: &Spanned<DeValue>, out: &mut ParsedFile) {
@@ -386,25 +307,13 @@ fn parse_product(ctx: &mut Ctx, item: &Spanned<DeValue>, out: &mut ParsedFile) {
         return;
     };
     let brand = raw.brand.trim().to_string();
-    out.words.extend(
-        [name.clone(), brand.clone()]
-            .into_iter()
-            .filter(|w| !w.is_empty()),
-    );
-    out.words.extend(
-        raw.aliases
-            .iter()
-            .map(|a| a.trim().to_string())
-            .filter(|a| !a.is_empty()),
-    );
+    out.words.extend([name.clone(), brand.clone()].into_iter().filter(|w| !w.is_empty()));
+    out.words.extend(raw.aliases.iter().map(|a| a.trim().to_string()).filter(|a| !a.is_empty()));
     out.products.push(Product {
         id,
         name,
         brand,
         category: raw.category.trim().to_string(),
-        location: Location {
-            file: ctx.path.to_path_buf(),
-            line,
-        },
+        location: Location { file: ctx.path.to_path_buf(), line },
     });
 }

@@ -38,17 +38,12 @@ impl Faq {
 
     /// Whether the entry is in force at `now` (unix seconds).
     pub fn is_valid_at(&self, now: i64) -> bool {
-        self.valid_from.is_none_or(|from| from <= now)
-            && self.valid_until.is_none_or(|until| now < until)
+        self.valid_from.is_none_or(|from| from <= now) && self.valid_until.is_none_or(|until| now < until)
     }
 
     /// The answer in `locale` (`en-US` falls back to `en`), else the Chinese one.
     pub fn answer_for(&self, locale: &str) -> Option<(&str, &str)> {
-        let lang = locale
-            .split(['-', '_'])
-            .next()
-            .unwrap_or("")
-            .to_ascii_lowercase();
+        let lang = locale.split(['-', '_']).next().unwrap_or("").to_ascii_lowercase();
         self.answers
             .get_key_value(locale)
             .or_else(|| self.answers.get_key_value(lang.as_str()))

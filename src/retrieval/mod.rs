@@ -1,32 +1,83 @@
 //! Retrieval: turns a shopper's text into ranked FAQ candidates.
 //!
-//! BM25 proposes phrasings; candidates are aggregated per FAQ (the best
-//! phrasing wins). Depends on `kb`, `text` and `index`; does no IO after
-//! construction.
+//! BM25 (tantivy) and dense (e5 cosine over every phrasing) each propose
+//! phrasings; candidates are aggregated per FAQ (the best phrasing wins) and,
+//! in hybrid mode, ranked by a fused score whose weights were fitted on the
+//! dev sets (`xiaoer fit`). Depends on `kb`, `text`, `index`, `embed` and
+//! `vectors`; does no IO after construction.
+
+mod fusion;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use fusion::{Features, Fusion};
+
+use crate::embed::{EmbedError, Embedder, Role};
 use crate::index::{FaqIndex, Filter, IndexError, PhrasingRef, phrasing_table};
 use crate::kb::{Faq, KnowledgeBase};
 use crate::text::Analyzer;
+use crate::vectors::{PhrasingVectors, dot};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Lexical only (tantivy BM25 over jieba terms).
+    Bm25,
+    /// Semantic only (e5 cosine over every phrasing).
+    Dense,
+    /// Both, fused.
+    Hybrid,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Bm25 => "bm25",
+            Mode::Dense => "dense",
+            Mode::Hybrid => "hybrid",
+        }
+    }
+}
 
 /// Tunables of the retrieval stage (part of [`crate::config::Config`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RetrievalConfig {
-    /// Phrasings fetched from BM25 before per-FAQ aggregation.
+    /// `bm25`, `dense` or `hybrid` (default).
+    pub mode: Mode,
+    /// Phrasings fetched from BM25 before per-FAQ aggregation (default 50).
     pub bm25_candidates: usize,
+    /// Phrasings fetched from the dense scan (default 50).
+    pub dense_candidates: usize,
+    /// Which e5 prefix phrasings are embedded with. Questions are matched
+    /// against questions, and `query` measured better on the dev sets.
+    pub phrasing_role: Role,
+    pub fusion: Fusion,
 }
 
 impl Default for RetrievalConfig {
     fn default() -> Self {
         RetrievalConfig {
+            mode: Mode::Hybrid,
             bm25_candidates: 50,
+            dense_candidates: 50,
+            phrasing_role: Role::Query,
+            fusion: Fusion::default(),
         }
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RetrievalError {
+    #[error("{0}")]
+    Index(#[from] IndexError),
+    #[error("{0}")]
+    Embed(#[from] EmbedError),
+    #[error("retrieval mode `{0}` needs the embedding model, which is not loaded")]
+    NoModel(&'static str),
 }
 
 /// One FAQ proposed for a query.
@@ -34,19 +85,30 @@ impl Default for RetrievalConfig {
 pub struct Candidate {
     /// Position of the FAQ in the knowledge base.
     pub faq: usize,
-    /// Ranking score of the mode used (BM25 score in BM25 mode).
+    /// Ranking score of the mode used.
     pub score: f32,
-    /// Best BM25 score among the FAQ's phrasings (0 when not matched).
+    /// Best BM25 score among the FAQ's phrasings (0 when BM25 did not propose it).
     pub bm25: f32,
+    /// Best cosine among the FAQ's phrasings (0 without the model).
+    pub cosine: f32,
     /// Ordinal of the phrasing that matched best.
     pub phrasing: usize,
+}
+
+/// The dense side: the model and the phrasing vectors.
+pub struct Dense {
+    pub embedder: Arc<Embedder>,
+    pub vectors: PhrasingVectors,
 }
 
 pub struct Retriever {
     kb: Arc<KnowledgeBase>,
     analyzer: Arc<Analyzer>,
     index: FaqIndex,
+    dense: Option<Dense>,
     phrasings: Vec<PhrasingRef>,
+    /// First phrasing ordinal of each FAQ (phrasings of a FAQ are contiguous).
+    faq_start: Vec<usize>,
     config: RetrievalConfig,
 }
 
@@ -55,20 +117,33 @@ impl Retriever {
         kb: Arc<KnowledgeBase>,
         analyzer: Arc<Analyzer>,
         index: FaqIndex,
+        dense: Option<Dense>,
         config: RetrievalConfig,
-    ) -> Self {
-        let phrasings = phrasing_table(&kb);
-        Retriever {
-            kb,
-            analyzer,
-            index,
-            phrasings,
-            config,
+    ) -> Result<Self, RetrievalError> {
+        if config.mode != Mode::Bm25 && dense.is_none() {
+            return Err(RetrievalError::NoModel(config.mode.name()));
         }
+        let phrasings = phrasing_table(&kb);
+        let mut faq_start = Vec::with_capacity(kb.faqs.len() + 1);
+        let mut n = 0;
+        for f in &kb.faqs {
+            faq_start.push(n);
+            n += 1 + f.similar.len();
+        }
+        faq_start.push(n);
+        Ok(Retriever { kb, analyzer, index, dense, phrasings, faq_start, config })
     }
 
     pub fn kb(&self) -> &KnowledgeBase {
         &self.kb
+    }
+
+    pub fn config(&self) -> &RetrievalConfig {
+        &self.config
+    }
+
+    pub fn embedder(&self) -> Option<&Arc<Embedder>> {
+        self.dense.as_ref().map(|d| &d.embedder)
     }
 
     pub fn faq(&self, c: &Candidate) -> &Faq {
@@ -78,36 +153,89 @@ impl Retriever {
     /// The text of a candidate's best-matching phrasing.
     pub fn phrasing_text(&self, c: &Candidate) -> &str {
         let p = self.phrasings[c.phrasing];
-        self.kb.faqs[p.faq as usize]
-            .phrasings()
-            .nth(p.idx as usize)
-            .unwrap_or_default()
+        self.kb.faqs[p.faq as usize].phrasings().nth(p.idx as usize).unwrap_or_default()
     }
 
-    /// The `k` best FAQs for `text` under `filter`, best first.
-    pub fn search(
+    /// The `k` best FAQs for `text` under `filter` in the configured mode.
+    pub fn search(&self, text: &str, filter: &Filter, k: usize) -> Result<Vec<Candidate>, RetrievalError> {
+        self.search_mode(text, filter, k, self.config.mode)
+    }
+
+    /// As [`Retriever::search`], in an explicit mode (evaluation compares modes).
+    pub fn search_mode(
         &self,
         text: &str,
         filter: &Filter,
         k: usize,
-    ) -> Result<Vec<Candidate>, IndexError> {
-        let terms = self.analyzer.terms(text);
-        let hits = self
-            .index
-            .search(&terms, filter, self.config.bm25_candidates.max(k))?;
-        let mut best: HashMap<u32, Candidate> = HashMap::with_capacity(hits.len());
-        for (ord, score) in hits {
-            let faq = self.phrasings[ord as usize].faq;
-            best.entry(faq).or_insert(Candidate {
-                faq: faq as usize,
-                score,
-                bm25: score,
-                phrasing: ord as usize,
-            });
+        mode: Mode,
+    ) -> Result<Vec<Candidate>, RetrievalError> {
+        let mut out = self.candidates(text, filter, k, mode)?;
+        let fusion = &self.config.fusion;
+        for c in &mut out {
+            c.score = match mode {
+                Mode::Bm25 => c.bm25,
+                Mode::Dense => c.cosine,
+                Mode::Hybrid => fusion.score(&Features { bm25: c.bm25, cosine: c.cosine }),
+            };
         }
-        let mut out: Vec<Candidate> = best.into_values().collect();
         out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.faq.cmp(&b.faq)));
         out.truncate(k);
         Ok(out)
+    }
+
+    /// Per-FAQ candidates with both features, unranked (`score` unset).
+    pub fn candidates(
+        &self,
+        text: &str,
+        filter: &Filter,
+        k: usize,
+        mode: Mode,
+    ) -> Result<Vec<Candidate>, RetrievalError> {
+        let mut best: HashMap<usize, Candidate> = HashMap::new();
+        if mode != Mode::Dense {
+            let terms = self.analyzer.terms(text);
+            for (ord, score) in self.index.search(&terms, filter, self.config.bm25_candidates.max(k))? {
+                let faq = self.phrasings[ord as usize].faq as usize;
+                best.entry(faq).or_insert(Candidate {
+                    faq,
+                    score: 0.0,
+                    bm25: score,
+                    cosine: 0.0,
+                    phrasing: ord as usize,
+                });
+            }
+        }
+        if mode != Mode::Bm25 {
+            let dense = self.dense.as_ref().ok_or(RetrievalError::NoModel(mode.name()))?;
+            let query = dense.embedder.embed_query(text)?;
+            let keep = |ord: usize| self.passes(self.phrasings[ord].faq as usize, filter);
+            for (ord, cosine) in dense.vectors.top_k(&query, self.config.dense_candidates.max(k), keep) {
+                let faq = self.phrasings[ord as usize].faq as usize;
+                let c =
+                    best.entry(faq).or_insert(Candidate { faq, score: 0.0, bm25: 0.0, cosine, phrasing: ord as usize });
+                if cosine > c.cosine {
+                    c.cosine = cosine;
+                    c.phrasing = ord as usize;
+                }
+            }
+            // BM25-only candidates still get their best cosine, so the fused
+            // score compares like with like.
+            for c in best.values_mut().filter(|c| c.cosine == 0.0) {
+                for ord in self.faq_start[c.faq]..self.faq_start[c.faq + 1] {
+                    let cosine = dot(dense.vectors.row(ord), &query);
+                    if cosine > c.cosine {
+                        c.cosine = cosine;
+                        c.phrasing = ord;
+                    }
+                }
+            }
+        }
+        Ok(best.into_values().collect())
+    }
+
+    fn passes(&self, faq: usize, filter: &Filter) -> bool {
+        let f = &self.kb.faqs[faq];
+        filter.now.is_none_or(|now| f.is_valid_at(now))
+            && filter.product_id.is_none_or(|p| f.products.is_empty() || f.products.iter().any(|x| x == p))
     }
 }

@@ -8,10 +8,11 @@ use super::normalize::{is_han, normalize};
 /// Kept small on purpose: BM25 already discounts frequent words, and anything
 /// that can change meaning (不, 没, 怎么, 哪) stays.
 const STOPWORDS: &[&str] = &[
-    "的", "了", "吗", "呢", "吧", "啊", "呀", "哦", "嘛", "么", "哈", "呗", "啦", "喔", "嗯", "亲",
-    "我", "你", "您", "我们", "请问", "请", "一下", "是", "在", "a", "an", "the", "is", "are",
-    "am", "do", "does", "i", "you", "my", "me", "to", "of", "and", "or", "it", "this", "that",
-    "please",
+    "的", "了", "吗", "呢", "吧", "啊", "呀", "哦", "嘛", "么", "哈", "呗", "啦", "喔", "嗯", "亲", "我", "你", "您",
+    "我们", "请问", "请", "一下", "是", "在", "a", "an", "the", "is", "are", "am", "be", "was", "do", "does", "did",
+    "i", "you", "my", "me", "we", "our", "us", "your", "it", "its", "they", "them", "this", "that", "these", "those",
+    "to", "of", "and", "or", "in", "on", "at", "for", "by", "from", "with", "can", "could", "will", "would", "should",
+    "have", "has", "please", "what", "how", "when", "where", "which", "who", "why", "there", "if", "so", "about",
 ];
 
 /// Normalises and segments text into index/query terms.
@@ -48,11 +49,8 @@ impl Analyzer {
         }
         let mut canonical = HashMap::new();
         for group in synonym_groups {
-            let members: Vec<String> = group
-                .into_iter()
-                .map(|m| normalize(m.as_ref()))
-                .filter(|m| !m.is_empty())
-                .collect();
+            let members: Vec<String> =
+                group.into_iter().map(|m| normalize(m.as_ref())).filter(|m| !m.is_empty()).collect();
             let Some(head) = members.first().cloned() else {
                 continue;
             };
@@ -63,11 +61,7 @@ impl Analyzer {
                 }
             }
         }
-        Analyzer {
-            jieba,
-            canonical,
-            stopwords: STOPWORDS.iter().copied().collect(),
-        }
+        Analyzer { jieba, canonical, stopwords: STOPWORDS.iter().copied().collect() }
     }
 
     /// The terms of `text`, in order, for BM25. Fine-grained (search mode)
@@ -119,11 +113,7 @@ fn push_alnum_runs(word: &str, out: &mut Vec<String>) {
             if run.bytes().all(|b| b.is_ascii_alphanumeric()) && !run.is_empty() {
                 runs.push(run);
             }
-            start = if i < bytes.len() && !bytes[i].is_ascii_alphanumeric() {
-                i + 1
-            } else {
-                i
-            };
+            start = if i < bytes.len() && !bytes[i].is_ascii_alphanumeric() { i + 1 } else { i };
         }
     }
     if runs.len() > 1 {

@@ -5,9 +5,11 @@
 //! handed in by the caller (they come from the knowledge base).
 
 mod analyzer;
+mod locale;
 mod normalize;
 mod tantivy_adapter;
 
 pub use analyzer::Analyzer;
+pub use locale::detect_locale;
 pub use normalize::normalize;
 pub use tantivy_adapter::{TOKENIZER_NAME, TantivyAnalyzer};

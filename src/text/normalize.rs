@@ -9,11 +9,7 @@ use zhconv::{Variant, zhconv};
 /// one, so that model numbers such as `SK-II`, `3.5`, `C++` or `C#` stay whole.
 pub fn normalize(text: &str) -> String {
     let folded: String = text.nfkc().flat_map(char::to_lowercase).collect();
-    let simplified = if folded.chars().any(is_han) {
-        zhconv(&folded, Variant::ZhHans)
-    } else {
-        folded
-    };
+    let simplified = if folded.chars().any(is_han) { zhconv(&folded, Variant::ZhHans) } else { folded };
     let chars: Vec<char> = simplified.chars().collect();
     let mut out = String::with_capacity(simplified.len());
     let mut pending_space = false;
@@ -21,9 +17,7 @@ pub fn normalize(text: &str) -> String {
         let prev = if i > 0 { chars[i - 1] } else { ' ' };
         let next = chars.get(i + 1).copied().unwrap_or(' ');
         let keep = c.is_alphanumeric()
-            || (matches!(c, '-' | '.' | '_')
-                && prev.is_ascii_alphanumeric()
-                && next.is_ascii_alphanumeric())
+            || (matches!(c, '-' | '.' | '_') && prev.is_ascii_alphanumeric() && next.is_ascii_alphanumeric())
             || (matches!(c, '+' | '#') && (prev.is_ascii_alphanumeric() || prev == '+'));
         if keep {
             if pending_space && !out.is_empty() {
@@ -75,9 +69,6 @@ mod tests {
 
     #[test]
     fn mixed_chinese_english_keeps_both() {
-        assert_eq!(
-            normalize("Dyson吹风机HD15 怎么用?"),
-            "dyson吹风机hd15 怎么用"
-        );
+        assert_eq!(normalize("Dyson吹风机HD15 怎么用?"), "dyson吹风机hd15 怎么用");
     }
 }

@@ -26,13 +26,7 @@ impl Tokenizer for TantivyAnalyzer {
             .terms(text)
             .into_iter()
             .enumerate()
-            .map(|(position, text)| Token {
-                offset_from: 0,
-                offset_to: 0,
-                position,
-                text,
-                position_length: 1,
-            })
+            .map(|(position, text)| Token { offset_from: 0, offset_to: 0, position, text, position_length: 1 })
             .collect();
         TermStream { tokens, next: 0 }
     }
