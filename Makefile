@@ -6,11 +6,11 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 BIN := target/release/xiaoer
 
-.PHONY: run test setup models build index lint bench eval clean
+.PHONY: run test setup models build index lint bench eval calibrate clean
 
-## Set everything up and answer questions on the sample knowledge base.
-run: setup models build index
-	$(BIN) ask
+## Set everything up and serve the HTTP API on the sample knowledge base.
+run: setup models build
+	$(BIN) serve
 
 ## Set everything up and run the whole test suite.
 test: setup models
@@ -39,6 +39,11 @@ eval: build
 	@for d in ant bq xling; do \
 	  $(BIN) --kb ../shared/eval/$$d-dev/faq.jsonl eval --queries ../shared/eval/$$d-dev/queries.jsonl; \
 	done
+	$(BIN) eval --queries eval/store-queries.jsonl
+
+calibrate: build
+	$(BIN) calibrate --data ../shared/eval/ant-dev --data ../shared/eval/bq-dev \
+	  --data knowledge_base:eval/store-queries.jsonl --write xiaoer.toml
 
 clean:
 	rm -rf data target/criterion

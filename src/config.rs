@@ -9,6 +9,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+use crate::decision::DecisionConfig;
 use crate::retrieval::RetrievalConfig;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -22,6 +23,39 @@ pub struct Config {
     pub model_dir: PathBuf,
     pub retrieval: RetrievalConfig,
     pub embed: EmbedConfig,
+    pub decision: DecisionConfig,
+    pub server: ServerConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerConfig {
+    /// Listen address (default `127.0.0.1:8080`).
+    pub addr: String,
+    /// Key agents and operators send as `Authorization: Bearer <key>` or
+    /// `X-Api-Key`. Empty (default): a random key is generated at start and printed.
+    pub api_key: String,
+    /// Widget requests per second allowed per client address (default 5) …
+    pub rate_per_second: u32,
+    /// … with bursts up to this many (default 20).
+    pub rate_burst: u32,
+    /// Largest request body in bytes (default 64 KiB).
+    pub max_body_bytes: usize,
+    /// Longest shopper or agent message in characters (default 2000).
+    pub max_text_chars: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            addr: "127.0.0.1:8080".into(),
+            api_key: String::new(),
+            rate_per_second: 5,
+            rate_burst: 20,
+            max_body_bytes: 64 * 1024,
+            max_text_chars: 2000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -47,6 +81,8 @@ impl Default for Config {
             model_dir: crate::embed::default_model_dir(),
             retrieval: RetrievalConfig::default(),
             embed: EmbedConfig::default(),
+            decision: DecisionConfig::default(),
+            server: ServerConfig::default(),
         }
     }
 }
@@ -67,5 +103,9 @@ impl Config {
 
     pub fn index_dir(&self) -> PathBuf {
         self.data_dir.join("index")
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("xiaoer.sqlite3")
     }
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::decision::Calibration;
 use crate::index::Filter;
 use crate::kb::Problem;
 use crate::retrieval::{Candidate, Features, Fusion, Mode, RetrievalError, Retriever};
@@ -234,4 +235,88 @@ mod tests {
         let strict = operating_point(&mut o, 1.0, 6, 4);
         assert_eq!(strict.threshold, 0.8);
     }
+}
+
+/// One query's top-of-ranking facts for calibrating the decision.
+#[derive(Debug, Clone, Copy)]
+pub struct DecisionSample {
+    pub top: f32,
+    pub margin: f32,
+    pub correct: bool,
+    pub pos: bool,
+    /// A gold FAQ is among the first three (a clarify would have helped).
+    pub gold_in_top3: bool,
+}
+
+pub fn decision_samples(
+    retriever: &Retriever,
+    queries: &[EvalQuery],
+    tick: impl Fn(),
+) -> Result<Vec<DecisionSample>, RetrievalError> {
+    let kb = retriever.kb();
+    let mut out = Vec::with_capacity(queries.len());
+    for q in queries {
+        let hits = retriever.search_mode(&q.query, &Filter::default(), 5, Mode::Hybrid)?;
+        tick();
+        let Some(top) = hits.first() else { continue };
+        let is_gold = |c: &Candidate| q.gold.contains(&kb.faqs[c.faq].id);
+        out.push(DecisionSample {
+            top: top.score,
+            margin: hits.get(1).map_or(top.score, |s| top.score - s.score),
+            correct: q.is_pos() && is_gold(top),
+            pos: q.is_pos(),
+            gold_in_top3: q.is_pos() && hits.iter().take(3).any(is_gold),
+        });
+    }
+    Ok(out)
+}
+
+/// Auto-answer quality if everything at or above `threshold` is answered.
+#[derive(Debug, Clone, Serialize)]
+pub struct CurvePoint {
+    pub threshold: f32,
+    pub precision: f64,
+    pub auto_answer_rate: f64,
+    pub pos_coverage: f64,
+}
+
+pub fn decision_curve(samples: &[DecisionSample], calibration: &Calibration, thresholds: &[f32]) -> Vec<CurvePoint> {
+    let pos = samples.iter().filter(|s| s.pos).count().max(1) as f64;
+    thresholds
+        .iter()
+        .map(|&t| {
+            let answered: Vec<_> = samples.iter().filter(|s| calibration.probability(s.top, s.margin) >= t).collect();
+            let correct = answered.iter().filter(|s| s.correct).count() as f64;
+            CurvePoint {
+                threshold: t,
+                precision: if answered.is_empty() { 1.0 } else { correct / answered.len() as f64 },
+                auto_answer_rate: answered.len() as f64 / samples.len().max(1) as f64,
+                pos_coverage: correct / pos,
+            }
+        })
+        .collect()
+}
+
+/// Fits the calibration, then the lowest answer threshold whose precision
+/// reaches `target`, and the lowest clarify threshold at which a gold FAQ
+/// is among the three choices at least `clarify_hit_rate` of the time.
+pub fn fit_decision(samples: &[DecisionSample], target: f64, clarify_hit_rate: f64) -> (Calibration, f32, f32) {
+    let calibration = Calibration::fit(&samples.iter().map(|s| (s.top, s.margin, s.correct)).collect::<Vec<_>>());
+    let mut scored: Vec<(f32, &DecisionSample)> =
+        samples.iter().map(|s| (calibration.probability(s.top, s.margin), s)).collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let (mut answer, mut clarify) = (1.0f32, 1.0f32);
+    let (mut correct, mut hits) = (0usize, 0usize);
+    for (i, (p, s)) in scored.iter().enumerate() {
+        correct += usize::from(s.correct);
+        hits += usize::from(s.gold_in_top3);
+        let n = (i + 1) as f64;
+        if correct as f64 / n >= target {
+            answer = *p;
+        }
+        if hits as f64 / n >= clarify_hit_rate {
+            clarify = *p;
+        }
+    }
+    (calibration, answer, clarify.min(answer))
 }

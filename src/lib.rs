@@ -4,12 +4,16 @@
 //! index ([`index`]) → retrieval ([`retrieval`]) → evaluation / CLI.
 //! See `ARCHITECTURE.md` for what each module owns and may depend on.
 
+pub mod api;
+pub mod assistant;
 pub mod config;
+pub mod decision;
 pub mod embed;
 pub mod engine;
 pub mod eval;
 pub mod index;
 pub mod kb;
 pub mod retrieval;
+pub mod store;
 pub mod text;
 pub mod vectors;

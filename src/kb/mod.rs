@@ -12,4 +12,4 @@ mod types;
 
 pub use error::{KbError, Problem};
 pub use load::{KbOptions, load_dir, load_path};
-pub use types::{Faq, KnowledgeBase, Location, Product};
+pub use types::{Faq, KnowledgeBase, Lexicon, Location, Product};

@@ -9,7 +9,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::error::{Problem, line_of};
-use super::types::{Faq, Location, Product};
+use super::types::{Faq, Lexicon, Location, Product};
 
 const FAQ_KEYS: &[&str] =
     &["id", "question", "similar", "answer", "category", "tags", "products", "valid_from", "valid_until", "priority"];
@@ -33,6 +33,7 @@ pub(super) struct ParsedFile {
     pub product_refs: Vec<ProductRef>,
     /// Brand names, product names and aliases, for segmentation.
     pub words: Vec<String>,
+    pub lexicon: Option<Lexicon>,
 }
 
 #[derive(Deserialize)]
@@ -94,6 +95,10 @@ pub(super) fn parse(path: &Path, text: &str, problems: &mut Vec<Problem>) -> Par
     };
     for (key, value) in root.get_ref().iter() {
         let line = ctx.line(&key.span());
+        if key.get_ref() == "handoff" {
+            out.lexicon = deserialize::<Lexicon>(&mut ctx, value, line);
+            continue;
+        }
         let tables = match value.get_ref() {
             DeValue::Array(items) => items.as_ref(),
             _ => {
@@ -104,7 +109,7 @@ pub(super) fn parse(path: &Path, text: &str, problems: &mut Vec<Problem>) -> Par
         match key.get_ref().as_ref() {
             "faq" => tables.iter().for_each(|t| parse_faq(&mut ctx, t, &mut out)),
             "product" => tables.iter().for_each(|t| parse_product(&mut ctx, t, &mut out)),
-            other => ctx.report(line, format!("unknown table `{other}` (expected [[faq]] or [[product]])")),
+            other => ctx.report(line, format!("unknown table `{other}` (expected [[faq]], [[product]] or [handoff])")),
         }
     }
     out

@@ -62,6 +62,22 @@ pub struct Product {
     pub location: Location,
 }
 
+/// Words that send a conversation to a human at once (`lexicon.toml`,
+/// `[handoff]`), matched after case, width and script folding.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lexicon {
+    /// Explicit requests: 转人工, 人工客服, human, agent…
+    #[serde(default)]
+    pub human: Vec<String>,
+    /// Complaints: 投诉, 差评, 12315…
+    #[serde(default)]
+    pub complaint: Vec<String>,
+    /// Anger and insults.
+    #[serde(default)]
+    pub anger: Vec<String>,
+}
+
 /// Everything loaded from a knowledge-base directory, already validated.
 #[derive(Debug, Clone, Default)]
 pub struct KnowledgeBase {
@@ -71,6 +87,7 @@ pub struct KnowledgeBase {
     pub dict_words: Vec<String>,
     /// Synonym groups (`synonyms.txt`); the first member is canonical.
     pub synonyms: Vec<Vec<String>>,
+    pub lexicon: Lexicon,
     /// SHA-256 over every source file, hex; changes whenever any input changes.
     pub content_hash: String,
 }

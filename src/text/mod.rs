@@ -11,5 +11,5 @@ mod tantivy_adapter;
 
 pub use analyzer::Analyzer;
 pub use locale::detect_locale;
-pub use normalize::normalize;
+pub use normalize::{fold, normalize};
 pub use tantivy_adapter::{TOKENIZER_NAME, TantivyAnalyzer};

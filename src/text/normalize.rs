@@ -32,6 +32,13 @@ pub fn normalize(text: &str) -> String {
     out
 }
 
+/// NFKC, lower case and simplified Chinese, punctuation and emoji kept:
+/// for matching lexicon words where `!` and 😡 still mean something.
+pub fn fold(text: &str) -> String {
+    let folded: String = text.nfkc().flat_map(char::to_lowercase).collect();
+    if folded.chars().any(is_han) { zhconv(&folded, Variant::ZhHans) } else { folded }
+}
+
 pub(crate) fn is_han(c: char) -> bool {
     matches!(c as u32, 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F)
 }

@@ -1,0 +1,286 @@
+//! HTTP API (axum): the chat widget's answer endpoint, the agents' queue,
+//! transcript, suggestion, feedback and reply endpoints, health, metrics
+//! and the OpenAPI document generated from these handlers.
+//!
+//! Depends on `assistant` (all logic) and `config`. Blocking work (model
+//! inference, SQLite) runs on `spawn_blocking`, never on the async runtime.
+
+mod error;
+mod metrics;
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, FromRequest, MatchedPath, Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde::Deserialize;
+use utoipa::{OpenApi, ToSchema};
+
+pub use error::{ApiError, ErrorBody};
+pub use metrics::Metrics;
+
+use crate::assistant::{AnswerRequest, AnswerResponse, Assistant, Choice};
+use crate::decision::{Action, Reason};
+use crate::store::{Conversation, FeedbackRecord, Handoff, Message, StoredDecision, Suggestion, Transcript, Verdict};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub assistant: Arc<Assistant>,
+    pub api_key: Arc<str>,
+    limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    pub fn new(assistant: Arc<Assistant>, api_key: &str) -> AppState {
+        let s = &assistant.config().server;
+        let per_second = NonZeroU32::new(s.rate_per_second.max(1)).expect("max(1)");
+        let burst = NonZeroU32::new(s.rate_burst.max(1)).expect("max(1)");
+        AppState {
+            api_key: api_key.into(),
+            limiter: Arc::new(RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst))),
+            metrics: Arc::new(Metrics::new()),
+            assistant,
+        }
+    }
+}
+
+/// `axum::Json` whose rejections (bad JSON, wrong types, missing fields,
+/// too large) become the API's JSON errors.
+pub struct ApiJson<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let Json(v) = Json::<T>::from_request(req, state).await?;
+        Ok(ApiJson(v))
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "xiaoer 店小二", description = "E-commerce customer-service answers, handoffs and agent drafts."),
+    paths(answer, handoffs, conversation, suggestions, feedback, agent_message, close, healthz, readyz),
+    components(schemas(
+        AnswerRequest, AnswerResponse, Choice, Action, Reason, ErrorBody, Handoff, Transcript, Conversation, Message,
+        StoredDecision, Suggestion, FeedbackRequest, FeedbackRecord, Verdict, AgentMessageRequest
+    )),
+    modifiers(&ApiKeyScheme)
+)]
+pub struct ApiDoc;
+
+struct ApiKeyScheme;
+
+impl utoipa::Modify for ApiKeyScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        if let Some(c) = openapi.components.as_mut() {
+            c.add_security_scheme(
+                "api_key",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let max_body = state.assistant.config().server.max_body_bytes;
+    let agent = Router::new()
+        .route("/v1/handoffs", get(handoffs))
+        .route("/v1/conversations/{id}", get(conversation))
+        .route("/v1/conversations/{id}/suggestions", post(suggestions))
+        .route("/v1/conversations/{id}/messages", post(agent_message))
+        .route("/v1/conversations/{id}/close", post(close))
+        .route("/v1/suggestions/{id}/feedback", post(feedback))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_api_key));
+    let widget = Router::new()
+        .route("/v1/answer", post(answer))
+        .route_layer(middleware::from_fn_with_state(state.clone(), rate_limit));
+    Router::new()
+        .merge(agent)
+        .merge(widget)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .route("/openapi.json", get(openapi))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
+        .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed") })
+        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}
+
+/// Binds `addr` and serves until Ctrl-C / SIGTERM.
+pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+}
+
+/// Runs blocking work (inference, SQLite) off the async runtime.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await?
+}
+
+async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_string();
+    let response = next.run(req).await;
+    let labels = metrics::RouteLabels { method, route, status: response.status().as_u16() };
+    state.metrics.latency.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn require_api_key(State(state): State<AppState>, headers: HeaderMap, req: Request, next: Next) -> Response {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
+    match given {
+        Some(k) if constant_time_eq(k.as_bytes(), state.api_key.as_bytes()) => next.run(req).await,
+        _ => ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong API key (Authorization: Bearer <key>)")
+            .into_response(),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    if let Some(ip) = ip
+        && state.limiter.check_key(&ip).is_err()
+    {
+        return ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too many messages; please wait a moment").into_response();
+    }
+    next.run(req).await
+}
+
+/// Answer a shopper's message (the chat widget's endpoint; public, rate-limited per client).
+#[utoipa::path(post, path = "/v1/answer", request_body = AnswerRequest, responses(
+    (status = 200, description = "The decision and the reply", body = AnswerResponse),
+    (status = 400, description = "Empty or too long text, bad locale, unknown product", body = ErrorBody),
+    (status = 404, description = "Unknown conversation", body = ErrorBody),
+    (status = 409, description = "Conversation closed", body = ErrorBody),
+    (status = 429, description = "Rate limited", body = ErrorBody),
+))]
+async fn answer(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<AnswerRequest>,
+) -> Result<Json<AnswerResponse>, ApiError> {
+    let assistant = state.assistant.clone();
+    let response = blocking(move || Ok(assistant.answer(&req)?)).await?;
+    let labels = metrics::DecisionLabels {
+        action: format!("{:?}", response.action).to_lowercase(),
+        reason: response.reason.name().to_string(),
+    };
+    state.metrics.decisions.get_or_create(&labels).inc();
+    Ok(Json(response))
+}
+
+/// Handed-off conversations waiting for an agent, oldest first.
+#[utoipa::path(get, path = "/v1/handoffs", security(("api_key" = [])), responses(
+    (status = 200, body = Vec<Handoff>), (status = 401, body = ErrorBody)))]
+async fn handoffs(State(state): State<AppState>) -> Result<Json<Vec<Handoff>>, ApiError> {
+    Ok(Json(blocking(move || Ok(state.assistant.handoffs()?)).await?))
+}
+
+/// A conversation with its messages and the bot's decisions.
+#[utoipa::path(get, path = "/v1/conversations/{id}", security(("api_key" = [])), params(("id" = String, Path)), responses(
+    (status = 200, body = Transcript), (status = 404, body = ErrorBody)))]
+async fn conversation(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Transcript>, ApiError> {
+    Ok(Json(blocking(move || Ok(state.assistant.transcript(&id)?)).await?))
+}
+
+/// Draft three replies for the conversation's latest shopper message.
+#[utoipa::path(post, path = "/v1/conversations/{id}/suggestions", security(("api_key" = [])), params(("id" = String, Path)), responses(
+    (status = 200, body = Vec<Suggestion>), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn suggestions(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Vec<Suggestion>>, ApiError> {
+    Ok(Json(blocking(move || Ok(state.assistant.suggest(&id)?)).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackRequest {
+    pub verdict: Verdict,
+    /// The text actually sent (required for `edited`).
+    pub text: Option<String>,
+}
+
+/// Record an agent's verdict on a draft; accepted or edited drafts are sent to the shopper.
+#[utoipa::path(post, path = "/v1/suggestions/{id}/feedback", security(("api_key" = [])), params(("id" = String, Path)),
+    request_body = FeedbackRequest, responses(
+    (status = 200, body = FeedbackRecord), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 409, description = "Feedback already given", body = ErrorBody)))]
+async fn feedback(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<FeedbackRequest>,
+) -> Result<Json<FeedbackRecord>, ApiError> {
+    Ok(Json(blocking(move || Ok(state.assistant.feedback(&id, req.verdict, req.text.as_deref())?)).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentMessageRequest {
+    pub text: String,
+}
+
+/// Send an agent's own reply to the shopper.
+#[utoipa::path(post, path = "/v1/conversations/{id}/messages", security(("api_key" = [])), params(("id" = String, Path)),
+    request_body = AgentMessageRequest, responses(
+    (status = 200, body = Message), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn agent_message(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<AgentMessageRequest>,
+) -> Result<Json<Message>, ApiError> {
+    Ok(Json(blocking(move || Ok(state.assistant.agent_message(&id, &req.text)?)).await?))
+}
+
+/// Close a conversation and its handoff ticket.
+#[utoipa::path(post, path = "/v1/conversations/{id}/close", security(("api_key" = [])), params(("id" = String, Path)), responses(
+    (status = 200, body = Conversation), (status = 404, body = ErrorBody)))]
+async fn close(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Conversation>, ApiError> {
+    Ok(Json(
+        blocking(move || Ok(state.assistant.store().close(&id).map_err(crate::assistant::ServiceError::from)?)).await?,
+    ))
+}
+
+/// Liveness: the process serves requests.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "ok")))]
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+/// Readiness: the knowledge base, model and database are usable.
+#[utoipa::path(get, path = "/readyz", responses((status = 200, description = "ready"), (status = 503, body = ErrorBody)))]
+async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let assistant = state.assistant.clone();
+    blocking(move || {
+        assistant.store().ping().map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))
+    })
+    .await?;
+    Ok(Json(serde_json::json!({"status": "ready"})))
+}
+
+async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.render())
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], ApiDoc::openapi().to_json().unwrap_or_default())
+}

@@ -1,0 +1,330 @@
+//! The answer service's logic, independent of HTTP: validates a shopper
+//! message, retrieves with conversation context, decides, and records the
+//! turn; drafts replies for agents and records their feedback.
+//!
+//! Blocking (model inference, SQLite): the API calls it from
+//! `spawn_blocking`. Depends on `engine` (retrieval), `decision`, `store`.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::config::Config;
+use crate::decision::{Action, Reason, contextual_query, decide, is_follow_up};
+use crate::engine::Engine;
+use crate::index::Filter;
+use crate::retrieval::{Candidate, RetrievalError};
+use crate::store::{
+    DecisionRecord, Draft, FeedbackRecord, Handoff, Message, Store, StoreError, Suggestion, Transcript, TurnRecord,
+    Verdict,
+};
+use crate::text::detect_locale;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The request is malformed or refers to something that cannot exist.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Retrieval(#[from] RetrievalError),
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerRequest {
+    /// Continue this conversation; omitted: a new one is started.
+    pub conversation_id: Option<String>,
+    /// What the shopper wrote (1–2000 characters).
+    pub text: String,
+    /// `zh`, `en`, `ja`, …; omitted: guessed from the text.
+    pub locale: Option<String>,
+    /// The product page the shopper is on.
+    pub product_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Choice {
+    pub faq_id: String,
+    pub question: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AnswerResponse {
+    pub conversation_id: String,
+    pub action: Action,
+    /// The reply shown to the shopper (answer text, clarify prompt or handoff notice).
+    pub answer: Option<String>,
+    /// The FAQ answered with (`answer` only).
+    pub faq_id: Option<String>,
+    /// Calibrated probability that the best FAQ is right.
+    pub confidence: f32,
+    /// 猜你想问 (clarify) choices.
+    pub choices: Vec<Choice>,
+    pub reason: Reason,
+}
+
+/// What the conversation was last about.
+struct Context<'a> {
+    question: Option<&'a str>,
+    faq_id: Option<&'a str>,
+}
+
+pub struct Assistant {
+    engine: Engine,
+    store: Store,
+}
+
+impl Assistant {
+    pub fn new(engine: Engine, store: Store) -> Arc<Assistant> {
+        Arc::new(Assistant { engine, store })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.engine.config
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn now() -> i64 {
+        chrono::Utc::now().timestamp()
+    }
+
+    /// Checks and trims a message text.
+    pub fn validate_text<'a>(&self, text: &'a str) -> Result<&'a str, ServiceError> {
+        let t = text.trim();
+        let max = self.config().server.max_text_chars;
+        if t.is_empty() {
+            return Err(ServiceError::Invalid("`text` is empty".into()));
+        }
+        if t.chars().count() > max {
+            return Err(ServiceError::Invalid(format!("`text` is longer than {max} characters")));
+        }
+        Ok(t)
+    }
+
+    pub fn answer(&self, req: &AnswerRequest) -> Result<AnswerResponse, ServiceError> {
+        let text = self.validate_text(&req.text)?;
+        if let Some(l) = &req.locale
+            && (l.is_empty() || l.len() > 16 || !l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        {
+            return Err(ServiceError::Invalid(format!("`locale` {l:?} is not a locale tag such as zh or en-US")));
+        }
+        let kb = self.engine.retriever.kb();
+        if let Some(p) = &req.product_id
+            && !kb.products.iter().any(|x| &x.id == p)
+        {
+            return Err(ServiceError::Invalid(format!("unknown product_id {p:?}")));
+        }
+        let locale = req.locale.clone().unwrap_or_else(|| detect_locale(text).to_string());
+        let conversation = match &req.conversation_id {
+            Some(id) => self.store.conversation(id)?,
+            None => {
+                self.store.create_conversation(&uuid::Uuid::new_v4().to_string(), &locale, req.product_id.as_deref())?
+            }
+        };
+        let mut turn = TurnRecord {
+            conversation_id: conversation.id.clone(),
+            text: text.to_string(),
+            locale: locale.clone(),
+            product_id: req.product_id.clone(),
+            topic_question: None,
+            decision: None,
+            bot_reply: None,
+            handoff_reason: None,
+            unresolved_turns: 0,
+        };
+        if conversation.status == "handoff" {
+            // With a human already: store the message for the agent, no bot reply.
+            self.store.record_turn(&turn)?;
+            return Ok(AnswerResponse {
+                conversation_id: conversation.id,
+                action: Action::Handoff,
+                answer: None,
+                faq_id: None,
+                confidence: 0.0,
+                choices: Vec::new(),
+                reason: Reason::WaitingForAgent,
+            });
+        }
+        let product = req.product_id.as_deref().or(conversation.product_id.as_deref());
+        let cfg = &self.config().decision;
+        let filter = Filter { product_id: product, now: Some(Self::now()) };
+        let context =
+            Context { question: conversation.last_question.as_deref(), faq_id: conversation.last_faq_id.as_deref() };
+        let candidates = self.retrieve_in_context(text, &context, &filter, cfg.choices.max(5))?;
+        let decision = decide(text, &candidates, conversation.unresolved_turns, &kb.lexicon, cfg);
+        let faq_id = decision.faq.map(|f| kb.faqs[f].id.clone());
+        let choices: Vec<Choice> = match decision.action {
+            Action::Clarify => decision
+                .choices
+                .iter()
+                .map(|&f| Choice { faq_id: kb.faqs[f].id.clone(), question: kb.faqs[f].question.clone() })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let reply = match decision.action {
+            Action::Answer => decision.faq.and_then(|f| kb.faqs[f].answer_for(&locale)).map(|(_, a)| a.to_string()),
+            Action::Clarify => Some(clarify_prompt(&locale).to_string()),
+            Action::Handoff => Some(handoff_notice(&locale).to_string()),
+        };
+        turn.topic_question = (!is_follow_up(text)).then(|| text.to_string());
+        turn.unresolved_turns = if decision.action == Action::Clarify { conversation.unresolved_turns + 1 } else { 0 };
+        turn.handoff_reason = (decision.action == Action::Handoff).then(|| decision.reason.name().to_string());
+        turn.bot_reply = reply.clone();
+        turn.decision = Some(DecisionRecord {
+            action: action_name(decision.action).to_string(),
+            reason: decision.reason.name().to_string(),
+            faq_id: faq_id.clone(),
+            confidence: decision.confidence,
+            candidates_json: candidates_json(&self.engine, &candidates),
+        });
+        self.store.record_turn(&turn)?;
+        Ok(AnswerResponse {
+            conversation_id: conversation.id,
+            action: decision.action,
+            answer: reply,
+            faq_id,
+            confidence: decision.confidence,
+            choices,
+            reason: decision.reason,
+        })
+    }
+
+    /// Three drafted replies for the conversation's latest shopper message.
+    pub fn suggest(&self, conversation_id: &str) -> Result<Vec<Suggestion>, ServiceError> {
+        let conversation = self.store.conversation(conversation_id)?;
+        let last = self.store.last_shopper_message(conversation_id)?.ok_or_else(|| {
+            ServiceError::Store(StoreError::Conflict("no shopper message to draft a reply for".into()))
+        })?;
+        let cfg = &self.config().decision;
+        let context = Context {
+            question: conversation.last_question.as_deref().filter(|q| *q != last.text),
+            faq_id: conversation.last_faq_id.as_deref(),
+        };
+        let filter = Filter { product_id: conversation.product_id.as_deref(), now: Some(Self::now()) };
+        let candidates = self.retrieve_in_context(&last.text, &context, &filter, cfg.choices)?;
+        let kb = self.engine.retriever.kb();
+        let drafts: Vec<Draft> = candidates
+            .iter()
+            .map(|c| {
+                let faq = &kb.faqs[c.faq];
+                let best_other = candidates.iter().filter(|o| o.faq != c.faq).map(|o| o.score).fold(f32::MIN, f32::max);
+                let margin = if best_other == f32::MIN { c.score } else { c.score - best_other };
+                Draft {
+                    faq_id: faq.id.clone(),
+                    question: faq.question.clone(),
+                    text: faq.answer_for(&conversation.locale).map(|(_, a)| a.to_string()).unwrap_or_default(),
+                    confidence: cfg.calibration.probability(c.score, margin),
+                }
+            })
+            .collect();
+        Ok(self.store.save_suggestions(conversation_id, Some(last.id), &drafts)?)
+    }
+
+    /// Candidates for `text`; a follow-up ("那运费呢?") is searched both alone
+    /// and with the previous question, and each FAQ scored by the mean of
+    /// the two, so what is relevant to the new words *and* the topic wins.
+    /// The FAQ just answered is left out: a follow-up asks about something else.
+    fn retrieve_in_context(
+        &self,
+        text: &str,
+        context: &Context,
+        filter: &Filter,
+        k: usize,
+    ) -> Result<Vec<Candidate>, ServiceError> {
+        let retriever = &self.engine.retriever;
+        let Some(previous) = context.question.filter(|_| is_follow_up(text)) else {
+            return Ok(retriever.search(text, filter, k)?);
+        };
+        let answered = context.faq_id.and_then(|id| retriever.kb().faqs.iter().position(|f| f.id == id));
+        let alone = retriever.search(text, filter, 2 * k)?;
+        let together = retriever.search(&contextual_query(text, Some(previous)), filter, 2 * k)?;
+        let floor = |list: &[Candidate]| list.last().map_or(0.0, |c| c.score);
+        let (floor_alone, floor_together) = (floor(&alone), floor(&together));
+        let mut merged: Vec<Candidate> = Vec::new();
+        for c in alone.iter().chain(&together) {
+            if merged.iter().any(|m| m.faq == c.faq) || Some(c.faq) == answered {
+                continue;
+            }
+            let score_in =
+                |list: &[Candidate], floor: f32| list.iter().find(|o| o.faq == c.faq).map_or(floor, |o| o.score);
+            let score = (score_in(&alone, floor_alone) + score_in(&together, floor_together)) / 2.0;
+            merged.push(Candidate { score, ..c.clone() });
+        }
+        merged.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.faq.cmp(&b.faq)));
+        merged.truncate(k);
+        Ok(merged)
+    }
+
+    pub fn feedback(
+        &self,
+        suggestion_id: &str,
+        verdict: Verdict,
+        text: Option<&str>,
+    ) -> Result<FeedbackRecord, ServiceError> {
+        let text = match (verdict, text) {
+            (Verdict::Edited, Some(t)) => Some(self.validate_text(t)?),
+            (Verdict::Edited, None) => {
+                return Err(ServiceError::Invalid("`edited` feedback needs the final `text`".into()));
+            }
+            (_, Some(_)) => return Err(ServiceError::Invalid("`text` is only for `edited` feedback".into())),
+            (_, None) => None,
+        };
+        Ok(self.store.record_feedback(suggestion_id, verdict, text)?)
+    }
+
+    pub fn agent_message(&self, conversation_id: &str, text: &str) -> Result<Message, ServiceError> {
+        let text = self.validate_text(text)?;
+        Ok(self.store.add_agent_message(conversation_id, text)?)
+    }
+
+    pub fn handoffs(&self) -> Result<Vec<Handoff>, ServiceError> {
+        Ok(self.store.handoffs()?)
+    }
+
+    pub fn transcript(&self, id: &str) -> Result<Transcript, ServiceError> {
+        Ok(self.store.transcript(id)?)
+    }
+}
+
+fn action_name(a: Action) -> &'static str {
+    match a {
+        Action::Answer => "answer",
+        Action::Clarify => "clarify",
+        Action::Handoff => "handoff",
+    }
+}
+
+fn candidates_json(engine: &Engine, candidates: &[Candidate]) -> String {
+    let kb = engine.retriever.kb();
+    let rows: Vec<serde_json::Value> = candidates
+        .iter()
+        .map(|c| serde_json::json!({"faq_id": kb.faqs[c.faq].id, "score": c.score, "bm25": c.bm25, "cosine": c.cosine}))
+        .collect();
+    serde_json::Value::Array(rows).to_string()
+}
+
+fn is_zh(locale: &str) -> bool {
+    locale.starts_with("zh")
+}
+
+fn clarify_prompt(locale: &str) -> &'static str {
+    if is_zh(locale) {
+        "您是想问以下哪个问题呢？请点选："
+    } else {
+        "Did you mean one of these questions?"
+    }
+}
+
+fn handoff_notice(locale: &str) -> &'static str {
+    if is_zh(locale) {
+        "正在为您转接人工客服，请稍候，客服会尽快回复您。"
+    } else {
+        "We are passing you to a human agent; please wait a moment."
+    }
+}

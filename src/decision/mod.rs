@@ -1,0 +1,203 @@
+//! Decision: answer, clarify (猜你想问) or hand off to a human, from the
+//! retrieval candidates, the text and the conversation's recent history.
+//!
+//! Pure code: no IO, no clock, no model. Depends on `retrieval` (candidate
+//! type) and `kb` (the handoff lexicon's type).
+
+mod calibration;
+mod escalation;
+mod followup;
+
+use serde::{Deserialize, Serialize};
+
+pub use calibration::Calibration;
+pub use escalation::escalation;
+pub use followup::{contextual_query, is_follow_up};
+
+use crate::kb::Lexicon;
+use crate::retrieval::Candidate;
+
+/// Thresholds and calibration ([`crate::config::Config`]'s `[decision]`).
+/// The defaults are what `xiaoer calibrate` fitted for a 0.95 auto-answer
+/// precision on ant-dev + bq-dev + the sample store's queries (README).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DecisionConfig {
+    /// Calibrated confidence needed to answer automatically.
+    pub answer_threshold: f32,
+    /// Below the answer threshold but at least this: offer choices.
+    pub clarify_threshold: f32,
+    /// Consecutive clarify turns after which the next unresolved turn goes to a human.
+    pub max_unresolved_turns: u32,
+    /// Number of 猜你想问 choices (default 3).
+    pub choices: usize,
+    pub calibration: Calibration,
+}
+
+impl Default for DecisionConfig {
+    fn default() -> Self {
+        DecisionConfig {
+            answer_threshold: 0.874,
+            clarify_threshold: 0.131,
+            max_unresolved_turns: 2,
+            choices: 3,
+            calibration: Calibration::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Answer,
+    Clarify,
+    Handoff,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// Confidence above the answer threshold.
+    Confident,
+    /// Several FAQs plausible: the shopper picks.
+    Ambiguous,
+    /// Nothing matched well enough.
+    NoConfidentMatch,
+    /// 转人工, "human", "agent"…
+    HumanRequested,
+    /// 投诉, 差评, 12315…
+    Complaint,
+    /// Insults, repeated exclamation marks, angry emoji.
+    Anger,
+    /// Too many clarify turns in a row.
+    Unresolved,
+    /// The conversation is already with a human.
+    WaitingForAgent,
+}
+
+impl Reason {
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::Confident => "confident",
+            Reason::Ambiguous => "ambiguous",
+            Reason::NoConfidentMatch => "no_confident_match",
+            Reason::HumanRequested => "human_requested",
+            Reason::Complaint => "complaint",
+            Reason::Anger => "anger",
+            Reason::Unresolved => "unresolved",
+            Reason::WaitingForAgent => "waiting_for_agent",
+        }
+    }
+}
+
+/// What to do with one shopper message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub action: Action,
+    pub reason: Reason,
+    /// The FAQ answered with (position in the KB).
+    pub faq: Option<usize>,
+    /// Calibrated probability that the top candidate is right.
+    pub confidence: f32,
+    /// FAQs offered as choices (clarify) or drafted for the agent (handoff).
+    pub choices: Vec<usize>,
+}
+
+/// Decides for `text` given its ranked `candidates` (distinct FAQs, best
+/// first) and the number of consecutive clarify turns before it.
+pub fn decide(
+    text: &str,
+    candidates: &[Candidate],
+    unresolved_turns: u32,
+    lexicon: &Lexicon,
+    cfg: &DecisionConfig,
+) -> Decision {
+    let confidence = cfg.calibration.confidence(candidates);
+    let top: Vec<usize> = candidates.iter().take(cfg.choices).map(|c| c.faq).collect();
+    let decision = |action, reason, faq| Decision { action, reason, faq, confidence, choices: top.clone() };
+    if let Some(reason) = escalation(text, lexicon) {
+        return decision(Action::Handoff, reason, None);
+    }
+    match candidates.first() {
+        Some(best) if confidence >= cfg.answer_threshold => decision(Action::Answer, Reason::Confident, Some(best.faq)),
+        _ if unresolved_turns >= cfg.max_unresolved_turns => decision(Action::Handoff, Reason::Unresolved, None),
+        Some(_) if confidence >= cfg.clarify_threshold => decision(Action::Clarify, Reason::Ambiguous, None),
+        _ => decision(Action::Handoff, Reason::NoConfidentMatch, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cand(faq: usize, score: f32) -> Candidate {
+        Candidate { faq, score, bm25: 0.0, cosine: score, phrasing: faq }
+    }
+
+    fn lexicon() -> Lexicon {
+        Lexicon {
+            human: vec!["转人工".into(), "human".into()],
+            complaint: vec!["投诉".into(), "12315".into()],
+            anger: vec!["垃圾".into()],
+        }
+    }
+
+    fn cfg() -> DecisionConfig {
+        DecisionConfig {
+            answer_threshold: 0.8,
+            clarify_threshold: 0.3,
+            max_unresolved_turns: 2,
+            choices: 3,
+            calibration: Calibration { score_weight: 10.0, margin_weight: 20.0, bias: -10.0 },
+        }
+    }
+
+    #[test]
+    fn clear_winner_is_answered() {
+        let d = decide("运费险怎么赔", &[cand(4, 1.1), cand(7, 0.8)], 0, &lexicon(), &cfg());
+        assert_eq!((d.action, d.reason, d.faq), (Action::Answer, Reason::Confident, Some(4)));
+        assert!(d.confidence > 0.8);
+    }
+
+    #[test]
+    fn close_candidates_are_offered_as_choices() {
+        let c = [cand(1, 0.97), cand(2, 0.96), cand(3, 0.95), cand(9, 0.5)];
+        let d = decide("退货", &c, 0, &lexicon(), &cfg());
+        assert_eq!((d.action, d.reason), (Action::Clarify, Reason::Ambiguous));
+        assert_eq!(d.choices, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn weak_or_no_match_goes_to_a_human() {
+        let d = decide("你们老板是谁", &[cand(1, 0.5), cand(2, 0.49)], 0, &lexicon(), &cfg());
+        assert_eq!((d.action, d.reason), (Action::Handoff, Reason::NoConfidentMatch));
+        let d = decide("😊", &[], 0, &lexicon(), &cfg());
+        assert_eq!((d.action, d.reason), (Action::Handoff, Reason::NoConfidentMatch));
+    }
+
+    #[test]
+    fn explicit_requests_complaints_and_anger_escalate_even_when_confident() {
+        let c = [cand(4, 1.1), cand(7, 0.8)];
+        for (text, reason) in [
+            ("转人工", Reason::HumanRequested),
+            ("轉人工！", Reason::HumanRequested),
+            ("I want a HUMAN agent", Reason::HumanRequested),
+            ("我要投诉你们", Reason::Complaint),
+            ("再不处理我打12315", Reason::Complaint),
+            ("什么垃圾店", Reason::Anger),
+            ("到底什么时候发货！！！", Reason::Anger),
+            ("还不发货😡", Reason::Anger),
+        ] {
+            let d = decide(text, &c, 0, &lexicon(), &cfg());
+            assert_eq!((d.action, d.reason), (Action::Handoff, reason), "{text}");
+        }
+    }
+
+    #[test]
+    fn repeated_clarify_turns_hand_off() {
+        let c = [cand(1, 0.97), cand(2, 0.96)];
+        assert_eq!(decide("退货", &c, 1, &lexicon(), &cfg()).action, Action::Clarify);
+        let d = decide("退货", &c, 2, &lexicon(), &cfg());
+        assert_eq!((d.action, d.reason), (Action::Handoff, Reason::Unresolved));
+    }
+}

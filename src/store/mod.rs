@@ -1,0 +1,361 @@
+//! Conversation state in SQLite (embedded, WAL): conversations, messages,
+//! decisions with scores, handoff tickets, suggestions and agent feedback.
+//!
+//! Synchronous on purpose: the API calls it from `spawn_blocking`. One
+//! connection behind a mutex serialises writers (SQLite would anyway);
+//! every multi-row change is one transaction, so a crash or a concurrent
+//! request never leaves half a turn behind. Depends on nothing in the crate.
+
+mod types;
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+pub use types::*;
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_init.sql")];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("database directory: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+fn now_secs() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        Self::init(conn)
+    }
+
+    pub fn open_in_memory() -> Result<Store, StoreError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(mut conn: Connection) -> Result<Store, StoreError> {
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let applied: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i + 1)?;
+            tx.commit()?;
+        }
+        Ok(Store { conn: Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (transactions roll back).
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn ping(&self) -> Result<(), StoreError> {
+        self.conn().query_row("SELECT 1", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    pub fn create_conversation(
+        &self,
+        id: &str,
+        locale: &str,
+        product_id: Option<&str>,
+    ) -> Result<Conversation, StoreError> {
+        let now = now_secs();
+        self.conn().execute(
+            "INSERT INTO conversations (id, status, locale, product_id, created_at, updated_at) VALUES (?1, 'bot', ?2, ?3, ?4, ?4)",
+            params![id, locale, product_id, now],
+        )?;
+        self.conversation(id)
+    }
+
+    pub fn conversation(&self, id: &str) -> Result<Conversation, StoreError> {
+        conversation(&self.conn(), id)
+    }
+
+    /// Stores one shopper turn and the bot's decision atomically: the
+    /// shopper message, the decision, the bot's reply (if any), the
+    /// conversation's new state and, on handoff, an open ticket.
+    pub fn record_turn(&self, turn: &TurnRecord) -> Result<i64, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let now = now_secs();
+        let status: String = tx
+            .query_row("SELECT status FROM conversations WHERE id = ?1", [&turn.conversation_id], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("conversation {}", turn.conversation_id)))?;
+        if status == "closed" {
+            return Err(StoreError::Conflict(format!("conversation {} is closed", turn.conversation_id)));
+        }
+        tx.execute(
+            "INSERT INTO messages (conversation_id, role, text, created_at) VALUES (?1, 'shopper', ?2, ?3)",
+            params![turn.conversation_id, turn.text, now],
+        )?;
+        let message_id = tx.last_insert_rowid();
+        if let Some(d) = &turn.decision {
+            tx.execute(
+                "INSERT INTO decisions (conversation_id, message_id, action, reason, faq_id, confidence, candidates, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![turn.conversation_id, message_id, d.action, d.reason, d.faq_id, d.confidence, d.candidates_json, now],
+            )?;
+        }
+        if let Some(reply) = &turn.bot_reply {
+            tx.execute(
+                "INSERT INTO messages (conversation_id, role, text, created_at) VALUES (?1, 'bot', ?2, ?3)",
+                params![turn.conversation_id, reply, now],
+            )?;
+        }
+        tx.execute(
+            "UPDATE conversations SET status = ?2, product_id = COALESCE(?3, product_id), locale = ?4,
+                 last_question = COALESCE(?5, last_question), last_faq_id = COALESCE(?6, last_faq_id),
+                 unresolved_turns = ?7, updated_at = ?8
+             WHERE id = ?1",
+            params![
+                turn.conversation_id,
+                if turn.handoff_reason.is_some() || status == "handoff" { "handoff" } else { "bot" },
+                turn.product_id,
+                turn.locale,
+                turn.topic_question,
+                turn.decision.as_ref().and_then(|d| d.faq_id.clone()),
+                turn.unresolved_turns,
+                now
+            ],
+        )?;
+        if let Some(reason) = &turn.handoff_reason {
+            tx.execute(
+                "INSERT INTO tickets (conversation_id, reason, status, created_at) VALUES (?1, ?2, 'open', ?3)
+                 ON CONFLICT DO NOTHING",
+                params![turn.conversation_id, reason, now],
+            )?;
+        }
+        tx.commit()?;
+        Ok(message_id)
+    }
+
+    /// Appends an agent's reply.
+    pub fn add_agent_message(&self, conversation_id: &str, text: &str) -> Result<Message, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let message = insert_agent_message(&tx, conversation_id, text)?;
+        tx.commit()?;
+        Ok(message)
+    }
+
+    /// Open tickets, oldest first, with what an agent needs to pick one.
+    pub fn handoffs(&self) -> Result<Vec<Handoff>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT t.id, t.conversation_id, t.reason, t.created_at, c.locale, c.product_id,
+                    (SELECT text FROM messages m WHERE m.conversation_id = t.conversation_id ORDER BY id DESC LIMIT 1)
+             FROM tickets t JOIN conversations c ON c.id = t.conversation_id
+             WHERE t.status = 'open' ORDER BY t.created_at, t.id",
+        )?;
+        let now = now_secs();
+        let rows = stmt.query_map([], |r| {
+            let created_at: i64 = r.get(3)?;
+            Ok(Handoff {
+                ticket_id: r.get(0)?,
+                conversation_id: r.get(1)?,
+                reason: r.get(2)?,
+                created_at,
+                waiting_seconds: (now - created_at).max(0),
+                locale: r.get(4)?,
+                product_id: r.get(5)?,
+                last_message: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn transcript(&self, id: &str) -> Result<Transcript, StoreError> {
+        let conn = self.conn();
+        let conversation = conversation(&conn, id)?;
+        let mut stmt =
+            conn.prepare("SELECT id, role, text, created_at FROM messages WHERE conversation_id = ?1 ORDER BY id")?;
+        let messages = stmt
+            .query_map([id], |r| {
+                Ok(Message { id: r.get(0)?, role: r.get(1)?, text: r.get(2)?, created_at: r.get(3)? })
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut stmt = conn.prepare(
+            "SELECT message_id, action, reason, faq_id, confidence, created_at FROM decisions WHERE conversation_id = ?1 ORDER BY id",
+        )?;
+        let decisions = stmt
+            .query_map([id], |r| {
+                Ok(StoredDecision {
+                    message_id: r.get(0)?,
+                    action: r.get(1)?,
+                    reason: r.get(2)?,
+                    faq_id: r.get(3)?,
+                    confidence: r.get(4)?,
+                    created_at: r.get(5)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(Transcript { conversation, messages, decisions })
+    }
+
+    /// The newest shopper message of a conversation.
+    pub fn last_shopper_message(&self, id: &str) -> Result<Option<Message>, StoreError> {
+        let conn = self.conn();
+        conversation(&conn, id)?;
+        Ok(conn
+            .query_row(
+                "SELECT id, role, text, created_at FROM messages WHERE conversation_id = ?1 AND role = 'shopper' ORDER BY id DESC LIMIT 1",
+                [id],
+                |r| Ok(Message { id: r.get(0)?, role: r.get(1)?, text: r.get(2)?, created_at: r.get(3)? }),
+            )
+            .optional()?)
+    }
+
+    pub fn save_suggestions(
+        &self,
+        conversation_id: &str,
+        message_id: Option<i64>,
+        drafts: &[Draft],
+    ) -> Result<Vec<Suggestion>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let now = now_secs();
+        let mut out = Vec::with_capacity(drafts.len());
+        for (rank, d) in drafts.iter().enumerate() {
+            let id = uuid::Uuid::new_v4().to_string();
+            tx.execute(
+                "INSERT INTO suggestions (id, conversation_id, message_id, rank, faq_id, text, confidence, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![id, conversation_id, message_id, rank as i64, d.faq_id, d.text, d.confidence, now],
+            )?;
+            out.push(Suggestion {
+                id,
+                conversation_id: conversation_id.to_string(),
+                faq_id: d.faq_id.clone(),
+                question: d.question.clone(),
+                text: d.text.clone(),
+                confidence: d.confidence,
+            });
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Stores an agent's verdict on a suggestion; an accepted or edited one
+    /// is also sent to the shopper as the agent's reply.
+    pub fn record_feedback(
+        &self,
+        suggestion_id: &str,
+        verdict: Verdict,
+        final_text: Option<&str>,
+    ) -> Result<FeedbackRecord, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let (conversation_id, suggested): (String, String) = tx
+            .query_row("SELECT conversation_id, text FROM suggestions WHERE id = ?1", [suggestion_id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("suggestion {suggestion_id}")))?;
+        let sent = match verdict {
+            Verdict::Accepted => Some(suggested),
+            Verdict::Edited => final_text.map(str::to_string),
+            Verdict::Rejected => None,
+        };
+        let inserted = tx.execute(
+            "INSERT INTO feedback (suggestion_id, verdict, final_text, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+            params![suggestion_id, verdict.name(), sent, now_secs()],
+        )?;
+        if inserted == 0 {
+            return Err(StoreError::Conflict(format!("suggestion {suggestion_id} already has feedback")));
+        }
+        let message = match &sent {
+            Some(text) => Some(insert_agent_message(&tx, &conversation_id, text)?),
+            None => None,
+        };
+        tx.commit()?;
+        Ok(FeedbackRecord { suggestion_id: suggestion_id.to_string(), conversation_id, verdict, message })
+    }
+
+    pub fn feedback(&self, suggestion_id: &str) -> Result<Option<(String, Option<String>)>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT verdict, final_text FROM feedback WHERE suggestion_id = ?1", [suggestion_id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?)
+    }
+
+    /// Closes a conversation and its open ticket.
+    pub fn close(&self, id: &str) -> Result<Conversation, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let now = now_secs();
+        if tx.execute("UPDATE conversations SET status = 'closed', updated_at = ?2 WHERE id = ?1", params![id, now])?
+            == 0
+        {
+            return Err(StoreError::NotFound(format!("conversation {id}")));
+        }
+        tx.execute(
+            "UPDATE tickets SET status = 'closed', closed_at = ?2 WHERE conversation_id = ?1 AND status = 'open'",
+            params![id, now],
+        )?;
+        let c = conversation(&tx, id)?;
+        tx.commit()?;
+        Ok(c)
+    }
+}
+
+fn conversation(conn: &Connection, id: &str) -> Result<Conversation, StoreError> {
+    conn.query_row(
+        "SELECT id, status, locale, product_id, last_question, last_faq_id, unresolved_turns, created_at, updated_at
+         FROM conversations WHERE id = ?1",
+        [id],
+        |r| {
+            Ok(Conversation {
+                id: r.get(0)?,
+                status: r.get(1)?,
+                locale: r.get(2)?,
+                product_id: r.get(3)?,
+                last_question: r.get(4)?,
+                last_faq_id: r.get(5)?,
+                unresolved_turns: r.get(6)?,
+                created_at: r.get(7)?,
+                updated_at: r.get(8)?,
+            })
+        },
+    )
+    .optional()?
+    .ok_or_else(|| StoreError::NotFound(format!("conversation {id}")))
+}
+
+fn insert_agent_message(conn: &Connection, conversation_id: &str, text: &str) -> Result<Message, StoreError> {
+    let c = conversation(conn, conversation_id)?;
+    if c.status == "closed" {
+        return Err(StoreError::Conflict(format!("conversation {conversation_id} is closed")));
+    }
+    let now = now_secs();
+    conn.execute(
+        "INSERT INTO messages (conversation_id, role, text, created_at) VALUES (?1, 'agent', ?2, ?3)",
+        params![conversation_id, text, now],
+    )?;
+    Ok(Message { id: conn.last_insert_rowid(), role: "agent".into(), text: text.to_string(), created_at: now })
+}
