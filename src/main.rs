@@ -192,16 +192,11 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Fit { sets } => {
-            let model = Arc::new(Embedder::load(&config.model_dir, config.embed.cache_size)?);
             let mut prepared = Vec::new();
-            for set in &sets {
-                let (kb, queries) = labelled_set(set);
-                let queries = load_queries(&queries)?;
-                let engine = eval_engine(Config { kb_dir: kb, ..config.clone() }, Some(model.clone()))?;
-                let bar = progress_bar(queries.len(), "queries");
-                prepared.push(FitSet::prepare(&set.display().to_string(), &engine.retriever, &queries, || bar.inc(1))?);
-                bar.finish_and_clear();
-            }
+            for_each_labelled_set(&config, &sets, |name, engine, queries, tick| {
+                prepared.push(FitSet::prepare(name, &engine.retriever, queries, tick)?);
+                Ok(())
+            })?;
             let (fusion, mrr) = fit_fusion(&prepared);
             println!(
                 "best fusion: bm25_weight = {:.4}, bm25_saturation = {} (mean MRR@10 {mrr:.4})",
@@ -218,16 +213,11 @@ fn run(cli: Cli) -> Result<()> {
             serve(config)?;
         }
         Command::Calibrate { sets, target, clarify_hit_rate, write } => {
-            let model = Arc::new(Embedder::load(&config.model_dir, config.embed.cache_size)?);
             let mut samples = Vec::new();
-            for set in &sets {
-                let (kb, queries) = labelled_set(set);
-                let queries = load_queries(&queries)?;
-                let engine = eval_engine(Config { kb_dir: kb, ..config.clone() }, Some(model.clone()))?;
-                let bar = progress_bar(queries.len(), "queries");
-                samples.extend(decision_samples(&engine.retriever, &queries, || bar.inc(1))?);
-                bar.finish_and_clear();
-            }
+            for_each_labelled_set(&config, &sets, |_, engine, queries, tick| {
+                samples.extend(decision_samples(&engine.retriever, queries, tick)?);
+                Ok(())
+            })?;
             let (calibration, answer, clarify) = fit_decision(&samples, target, clarify_hit_rate);
             println!("calibration: {calibration:?}");
             println!("answer_threshold = {answer:.3}, clarify_threshold = {clarify:.3}");
@@ -287,6 +277,25 @@ fn serve(mut config: Config) -> Result<()> {
         xiaoer::api::serve(state, listener).await?;
         anyhow::Ok(())
     })
+}
+
+/// Runs `f` on each labelled set (`--data`) with a hybrid engine sharing one
+/// model and a per-query progress tick.
+fn for_each_labelled_set(
+    config: &Config,
+    sets: &[PathBuf],
+    mut f: impl FnMut(&str, &Engine, &[xiaoer::eval::EvalQuery], &dyn Fn()) -> Result<()>,
+) -> Result<()> {
+    let model = Arc::new(Embedder::load(&config.model_dir, config.embed.cache_size)?);
+    for set in sets {
+        let (kb, queries) = labelled_set(set);
+        let queries = load_queries(&queries)?;
+        let engine = eval_engine(Config { kb_dir: kb, ..config.clone() }, Some(model.clone()))?;
+        let bar = progress_bar(queries.len(), "queries");
+        f(&set.display().to_string(), &engine, &queries, &|| bar.inc(1))?;
+        bar.finish_and_clear();
+    }
+    Ok(())
 }
 
 /// `DIR` (holding faq.jsonl and queries.jsonl) or `KB:QUERIES` → (KB, queries).

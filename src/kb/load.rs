@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use super::error::{KbError, Problem};
 use super::jsonl;
 use super::toml_file::{self, ParsedFile};
-use super::types::KnowledgeBase;
+use super::types::{KnowledgeBase, Location};
 
 /// How strict loading is.
 #[derive(Debug, Clone)]
@@ -122,30 +122,27 @@ fn load_files(files: Vec<PathBuf>, opts: &KbOptions) -> Result<KnowledgeBase, Kb
 }
 
 fn check_unique_ids(kb: &KnowledgeBase, problems: &mut Vec<Problem>) {
-    let mut seen: HashMap<&str, usize> = HashMap::new();
-    for (i, faq) in kb.faqs.iter().enumerate() {
-        if let Some(&first) = seen.get(faq.id.as_str()) {
-            let f = &kb.faqs[first].location;
-            problems.push(Problem::new(
-                &faq.location.file,
-                Some(faq.location.line),
-                format!("duplicate faq id `{}` (first defined at {}:{})", faq.id, f.file.display(), f.line),
-            ));
-        } else {
-            seen.insert(&faq.id, i);
-        }
-    }
-    let mut seen: HashMap<&str, usize> = HashMap::new();
-    for (i, p) in kb.products.iter().enumerate() {
-        if let Some(&first) = seen.get(p.id.as_str()) {
-            let f = &kb.products[first].location;
-            problems.push(Problem::new(
-                &p.location.file,
-                Some(p.location.line),
-                format!("duplicate product id `{}` (first defined at {}:{})", p.id, f.file.display(), f.line),
-            ));
-        } else {
-            seen.insert(&p.id, i);
+    report_duplicates("faq", kb.faqs.iter().map(|f| (f.id.as_str(), &f.location)), problems);
+    report_duplicates("product", kb.products.iter().map(|p| (p.id.as_str(), &p.location)), problems);
+}
+
+/// Reports every id seen before, pointing at its first definition.
+fn report_duplicates<'a>(
+    kind: &str,
+    items: impl Iterator<Item = (&'a str, &'a Location)>,
+    problems: &mut Vec<Problem>,
+) {
+    let mut seen: HashMap<&str, &Location> = HashMap::new();
+    for (id, at) in items {
+        match seen.get(id) {
+            Some(first) => problems.push(Problem::new(
+                &at.file,
+                Some(at.line),
+                format!("duplicate {kind} id `{id}` (first defined at {}:{})", first.file.display(), first.line),
+            )),
+            None => {
+                seen.insert(id, at);
+            }
         }
     }
 }

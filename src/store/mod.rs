@@ -224,7 +224,7 @@ impl Store {
             .query_row(
                 "SELECT id, role, text, created_at FROM messages WHERE conversation_id = ?1 AND role = 'shopper' ORDER BY id DESC LIMIT 1",
                 [id],
-                |r| Ok(Message { id: r.get(0)?, role: r.get(1)?, text: r.get(2)?, created_at: r.get(3)? }),
+                message_row,
             )
             .optional()?)
     }
@@ -345,6 +345,11 @@ fn conversation(conn: &Connection, id: &str) -> Result<Conversation, StoreError>
     )
     .optional()?
     .ok_or_else(|| StoreError::NotFound(format!("conversation {id}")))
+}
+
+/// A `messages` row selected as `id, role, text, created_at`.
+fn message_row(r: &rusqlite::Row) -> rusqlite::Result<Message> {
+    Ok(Message { id: r.get(0)?, role: r.get(1)?, text: r.get(2)?, created_at: r.get(3)? })
 }
 
 fn insert_agent_message(conn: &Connection, conversation_id: &str, text: &str) -> Result<Message, StoreError> {
