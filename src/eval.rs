@@ -61,8 +61,15 @@ pub struct EvalReport {
     pub recall_at_1: f64,
     pub recall_at_5: f64,
     pub mrr_at_10: f64,
+    /// On the raw ranking score of the mode.
     pub operating_points: Vec<OperatingPoint>,
+    /// Hybrid only: auto-answer precision / coverage over the calibrated
+    /// confidence the decision uses, at fixed thresholds.
+    pub decision_curve: Vec<CurvePoint>,
 }
+
+/// Confidence thresholds reported in the decision curve.
+pub const CURVE_THRESHOLDS: [f32; 8] = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95];
 
 /// One query's outcome, kept for the precision/coverage sweep.
 struct Outcome {
@@ -70,11 +77,13 @@ struct Outcome {
     correct: bool,
 }
 
-/// Runs every query through `retriever` in `mode`; `tick` is called once per query.
+/// Runs every query through `retriever` in `mode`; `tick` is called once per
+/// query. `calibration` turns hybrid scores into the decision's confidence.
 pub fn evaluate(
     retriever: &Retriever,
     mode: Mode,
     queries: &[EvalQuery],
+    calibration: &Calibration,
     tick: impl Fn(),
 ) -> Result<EvalReport, RetrievalError> {
     let runs: Vec<Vec<Candidate>> = queries
@@ -85,7 +94,13 @@ pub fn evaluate(
             hits
         })
         .collect::<Result<_, _>>()?;
-    Ok(report(retriever, mode.name(), queries, &runs))
+    let mut report = report(retriever, mode.name(), queries, &runs);
+    if mode == Mode::Hybrid {
+        let samples: Vec<DecisionSample> =
+            queries.iter().zip(&runs).filter_map(|(q, hits)| sample(retriever, q, hits)).collect();
+        report.decision_curve = decision_curve(&samples, calibration, &CURVE_THRESHOLDS);
+    }
+    Ok(report)
 }
 
 /// Metrics of ranked results `runs[i]` for `queries[i]`.
@@ -120,6 +135,7 @@ fn report(retriever: &Retriever, mode: &str, queries: &[EvalQuery], runs: &[Vec<
             .into_iter()
             .map(|t| operating_point(&mut outcomes, t, queries.len(), pos))
             .collect(),
+        decision_curve: Vec::new(),
     }
 }
 
@@ -253,22 +269,26 @@ pub fn decision_samples(
     queries: &[EvalQuery],
     tick: impl Fn(),
 ) -> Result<Vec<DecisionSample>, RetrievalError> {
-    let kb = retriever.kb();
     let mut out = Vec::with_capacity(queries.len());
     for q in queries {
         let hits = retriever.search_mode(&q.query, &Filter::default(), 5, Mode::Hybrid)?;
         tick();
-        let Some(top) = hits.first() else { continue };
-        let is_gold = |c: &Candidate| q.gold.contains(&kb.faqs[c.faq].id);
-        out.push(DecisionSample {
-            top: top.score,
-            margin: hits.get(1).map_or(top.score, |s| top.score - s.score),
-            correct: q.is_pos() && is_gold(top),
-            pos: q.is_pos(),
-            gold_in_top3: q.is_pos() && hits.iter().take(3).any(is_gold),
-        });
+        out.extend(sample(retriever, q, &hits));
     }
     Ok(out)
+}
+
+fn sample(retriever: &Retriever, q: &EvalQuery, hits: &[Candidate]) -> Option<DecisionSample> {
+    let kb = retriever.kb();
+    let top = hits.first()?;
+    let is_gold = |c: &Candidate| q.gold.contains(&kb.faqs[c.faq].id);
+    Some(DecisionSample {
+        top: top.score,
+        margin: hits.get(1).map_or(top.score, |s| top.score - s.score),
+        correct: q.is_pos() && is_gold(top),
+        pos: q.is_pos(),
+        gold_in_top3: q.is_pos() && hits.iter().take(3).any(is_gold),
+    })
 }
 
 /// Auto-answer quality if everything at or above `threshold` is answered.

@@ -13,7 +13,8 @@ use xiaoer::config::Config;
 use xiaoer::embed::Embedder;
 use xiaoer::engine::{Engine, IndexStorage};
 use xiaoer::eval::{
-    EvalReport, FitSet, decision_curve, decision_samples, evaluate, fit_decision, fit_fusion, load_queries,
+    CURVE_THRESHOLDS, CurvePoint, EvalReport, FitSet, decision_curve, decision_samples, evaluate, fit_decision,
+    fit_fusion, load_queries,
 };
 use xiaoer::index::Filter;
 use xiaoer::kb::{KbOptions, load_path};
@@ -178,11 +179,12 @@ fn run(cli: Cli) -> Result<()> {
                 true => Some(Arc::new(Embedder::load(&config.model_dir, config.embed.cache_size)?)),
                 false => None,
             };
+            let calibration = config.decision.calibration.clone();
             let engine = eval_engine(config, model)?;
             let mut reports = Vec::new();
             for m in mode {
                 let bar = progress_bar(queries.len(), &format!("queries ({})", m.name()));
-                reports.push(evaluate(&engine.retriever, m, &queries, || bar.inc(1))?);
+                reports.push(evaluate(&engine.retriever, m, &queries, &calibration, || bar.inc(1))?);
                 bar.finish_and_clear();
             }
             if json {
@@ -221,17 +223,9 @@ fn run(cli: Cli) -> Result<()> {
             let (calibration, answer, clarify) = fit_decision(&samples, target, clarify_hit_rate);
             println!("calibration: {calibration:?}");
             println!("answer_threshold = {answer:.3}, clarify_threshold = {clarify:.3}");
-            println!("threshold  precision  auto-answer  pos answered correctly");
-            let thresholds = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, answer];
-            for p in decision_curve(&samples, &calibration, &thresholds) {
-                println!(
-                    "{:>9.3}  {:>9.3}  {:>10.1}%  {:>10.1}%",
-                    p.threshold,
-                    p.precision,
-                    100.0 * p.auto_answer_rate,
-                    100.0 * p.pos_coverage
-                );
-            }
+            let mut thresholds = CURVE_THRESHOLDS.to_vec();
+            thresholds.push(answer);
+            print_curve(&decision_curve(&samples, &calibration, &thresholds));
             if let Some(path) = write {
                 let mut doc: toml::Table = match std::fs::read_to_string(&path) {
                     Ok(text) => text.parse().with_context(|| format!("parsing {}", path.display()))?,
@@ -369,6 +363,19 @@ fn ask(engine: &Engine, question: &str, filter: &Filter, locale: Option<&str>, t
     Ok(())
 }
 
+fn print_curve(curve: &[CurvePoint]) {
+    println!("  confidence >=  precision  auto-answer  pos answered correctly");
+    for p in curve {
+        println!(
+            "  {:>13.3}  {:>9.3}  {:>10.1}%  {:>10.1}%",
+            p.threshold,
+            p.precision,
+            100.0 * p.auto_answer_rate,
+            100.0 * p.pos_coverage
+        );
+    }
+}
+
 fn print_report(r: &EvalReport) {
     println!("mode {}: {} FAQs, {} queries ({} pos)", r.mode, r.faqs, r.queries, r.pos_queries);
     println!("  Recall@1 {:.3}   Recall@5 {:.3}   MRR@10 {:.3}", r.recall_at_1, r.recall_at_5, r.mrr_at_10);
@@ -381,5 +388,9 @@ fn print_report(r: &EvalReport) {
             100.0 * p.auto_answer_rate,
             100.0 * p.pos_coverage
         );
+    }
+    if !r.decision_curve.is_empty() {
+        println!("  decision (calibrated confidence):");
+        print_curve(&r.decision_curve);
     }
 }
