@@ -12,9 +12,11 @@ BIN := target/release/xiaoer
 run: setup models build
 	$(BIN) serve
 
-## Set everything up and run the whole test suite.
+## Set everything up and run the whole test suite (Rust tests, then the browser tests).
 test: setup models
 	$(CARGO) test --release --all-targets
+	$(CARGO) build --release --bin xiaoer
+	cd e2e && node --test --test-concurrency=1
 
 setup:
 	@bash scripts/setup.sh

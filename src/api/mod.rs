@@ -6,7 +6,9 @@
 //! inference, SQLite) runs on `spawn_blocking`, never on the async runtime.
 
 mod error;
+mod events;
 mod metrics;
+mod pages;
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -24,6 +26,7 @@ use serde::Deserialize;
 use utoipa::{OpenApi, ToSchema};
 
 pub use error::{ApiError, ErrorBody};
+pub use events::{Event, Events};
 pub use metrics::Metrics;
 
 use crate::assistant::{AnswerRequest, AnswerResponse, Assistant, Choice};
@@ -36,6 +39,7 @@ pub struct AppState {
     pub api_key: Arc<str>,
     limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     pub metrics: Arc<Metrics>,
+    pub events: Events,
 }
 
 impl AppState {
@@ -47,6 +51,7 @@ impl AppState {
             api_key: api_key.into(),
             limiter: Arc::new(RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst))),
             metrics: Arc::new(Metrics::new()),
+            events: Events::new(),
             assistant,
         }
     }
@@ -100,13 +105,16 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/conversations/{id}/messages", post(agent_message))
         .route("/v1/conversations/{id}/close", post(close))
         .route("/v1/suggestions/{id}/feedback", post(feedback))
+        .route("/v1/agent/events", get(pages::agent_events))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_api_key));
     let widget = Router::new()
         .route("/v1/answer", post(answer))
-        .route_layer(middleware::from_fn_with_state(state.clone(), rate_limit));
+        .route_layer(middleware::from_fn_with_state(state.clone(), rate_limit))
+        .route("/v1/conversations/{id}/events", get(pages::conversation_events));
     Router::new()
         .merge(agent)
         .merge(widget)
+        .merge(pages::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
@@ -143,11 +151,16 @@ async fn track(State(state): State<AppState>, req: Request, next: Next) -> Respo
 }
 
 async fn require_api_key(State(state): State<AppState>, headers: HeaderMap, req: Request, next: Next) -> Response {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
+    // EventSource cannot send headers: the agents' event stream takes `?key=`.
+    let query_key =
+        req.uri().query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("key="))).map(str::to_string);
+    let given = query_key.as_deref().or_else(|| {
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+    });
     match given {
         Some(k) if constant_time_eq(k.as_bytes(), state.api_key.as_bytes()) => next.run(req).await,
         _ => ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong API key (Authorization: Bearer <key>)")
@@ -188,6 +201,12 @@ async fn answer(
         reason: response.reason.name().to_string(),
     };
     state.metrics.decisions.get_or_create(&labels).inc();
+    let conversation_id = response.conversation_id.clone();
+    state.events.send(Event { conversation_id: conversation_id.clone(), kind: "shopper", message: None, reason: None });
+    if response.action == Action::Handoff && response.reason != Reason::WaitingForAgent {
+        let reason = Some(response.reason.name().to_string());
+        state.events.send(Event { conversation_id, kind: "handoff", message: None, reason });
+    }
     Ok(Json(response))
 }
 
@@ -230,7 +249,17 @@ async fn feedback(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<FeedbackRequest>,
 ) -> Result<Json<FeedbackRecord>, ApiError> {
-    Ok(Json(blocking(move || Ok(state.assistant.feedback(&id, req.verdict, req.text.as_deref())?)).await?))
+    let assistant = state.assistant.clone();
+    let record = blocking(move || Ok(assistant.feedback(&id, req.verdict, req.text.as_deref())?)).await?;
+    if let Some(m) = &record.message {
+        state.events.send(Event {
+            conversation_id: record.conversation_id.clone(),
+            kind: "agent",
+            message: Some(m.clone()),
+            reason: None,
+        });
+    }
+    Ok(Json(record))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -248,7 +277,11 @@ async fn agent_message(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<AgentMessageRequest>,
 ) -> Result<Json<Message>, ApiError> {
-    Ok(Json(blocking(move || Ok(state.assistant.agent_message(&id, &req.text)?)).await?))
+    let assistant = state.assistant.clone();
+    let conversation_id = id.clone();
+    let message = blocking(move || Ok(assistant.agent_message(&id, &req.text)?)).await?;
+    state.events.send(Event { conversation_id, kind: "agent", message: Some(message.clone()), reason: None });
+    Ok(Json(message))
 }
 
 /// Close a conversation and its handoff ticket.

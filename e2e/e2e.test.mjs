@@ -1,0 +1,98 @@
+// End-to-end: the real binary serving the sample store, Debian's headless
+// Chromium driven by playwright-core. A shopper asks a policy question and
+// gets the answer; asks for a human; the agent console shows the
+// conversation; the agent accepts a draft; the shopper sees the reply live.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+// Screenshots land in target/ (README's copies live in docs/screenshots/).
+const shots = process.env.SCREENSHOT_DIR || join(root, "target", "screenshots");
+const KEY = "e2e-agent-key";
+let server, url, browser, dataDir;
+
+before(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), "xiaoer-e2e-"));
+  server = spawn(join(root, "target/release/xiaoer"), ["serve", "--addr", "127.0.0.1:0"], {
+    cwd: root,
+    env: { ...process.env, XIAOER_DATA_DIR: dataDir, XIAOER_SERVER__API_KEY: KEY },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  url = await new Promise((resolve, reject) => {
+    let out = "";
+    const timer = setTimeout(() => reject(new Error("server did not start: " + out)), 180_000);
+    server.stdout.on("data", (chunk) => {
+      out += chunk;
+      const m = out.match(/serving on (http:\/\/[\d.:]+)/);
+      if (m) { clearTimeout(timer); resolve(m[1]); }
+    });
+    server.on("exit", (code) => reject(new Error(`server exited with ${code}: ${out}`)));
+  });
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  mkdirSync(shots, { recursive: true });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill();
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+});
+
+test("shopper gets an answer, asks for a human, agent accepts a draft, shopper sees it live", { timeout: 240_000 }, async () => {
+  // The shopper on a phone-sized screen, Chinese browser.
+  const shopper = await browser.newPage({ viewport: { width: 390, height: 844 }, locale: "zh-CN" });
+  await shopper.goto(url + "/");
+  await shopper.getByTestId("xiaoer-open").click();
+  const input = shopper.getByTestId("xiaoer-input");
+  await input.fill("七天无理由退货怎么申请？");
+  await input.press("Enter");
+  const log = shopper.getByTestId("xiaoer-log");
+  await log.locator('[data-role="bot"]', { hasText: "保税仓发货的商品支持七天无理由退货" }).waitFor({ timeout: 30_000 });
+
+  // Ask for a human: the handoff state is visible.
+  await shopper.getByRole("button", { name: "转人工" }).click();
+  await shopper.getByTestId("xiaoer-handoff").waitFor({ state: "visible", timeout: 30_000 });
+  await input.fill("收到的瓶子碎了怎么办");
+  await input.press("Enter");
+  await log.locator('[data-role="shopper"]', { hasText: "瓶子碎了" }).waitFor();
+  await shopper.screenshot({ path: join(shots, "widget.png") });
+
+  // The agent logs in and sees the conversation in the queue.
+  const agent = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  await agent.goto(url + "/agent");
+  await agent.getByTestId("api-key").fill(KEY);
+  await agent.getByTestId("login").click();
+  const ticket = agent.getByTestId("ticket").filter({ hasText: "瓶子碎了" });
+  await ticket.waitFor({ timeout: 30_000 });
+  assert.match(await ticket.innerText(), /要求人工/);
+  await ticket.click();
+  const drafts = agent.getByTestId("draft");
+  await drafts.first().waitFor({ timeout: 30_000 });
+  assert.equal(await drafts.count(), 3);
+  const firstDraft = await drafts.first().innerText();
+  assert.match(firstDraft, /置信度 \d+%/);
+  assert.match(firstDraft, /after-damaged/);
+  await agent.screenshot({ path: join(shots, "agent.png") });
+
+  // Accept with the keyboard shortcut; the shopper sees the agent's reply arrive.
+  await agent.locator("body").click({ position: { x: 700, y: 100 } });
+  await agent.keyboard.press("1");
+  const reply = log.locator('[data-role="agent"]', { hasText: "签收后48小时内" });
+  await reply.waitFor({ timeout: 30_000 });
+  await agent.getByTestId("transcript").locator(".agent", { hasText: "签收后48小时内" }).waitFor();
+  await shopper.screenshot({ path: join(shots, "widget-agent-reply.png") });
+
+  // Switching the widget to English changes its language.
+  await shopper.getByRole("button", { name: "EN" }).click();
+  await shopper.getByRole("button", { name: "Agent" }).waitFor();
+});

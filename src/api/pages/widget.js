@@ -1,0 +1,127 @@
+// 店小二 chat widget: include with
+//   <script src="https://<xiaoer>/widget.js" data-product="<product id>"></script>
+// It talks to POST /v1/answer and listens for agent replies on
+// /v1/conversations/{id}/events (Server-Sent Events).
+(function () {
+  "use strict";
+  const script = document.currentScript;
+  const base = new URL(script.src, location.href).origin;
+  const product = script.dataset.product || null;
+  const T = {
+    zh: { title: "店小二 · 在线客服", placeholder: "请输入您的问题…", send: "发送", human: "转人工",
+          hello: "您好，我是店小二，有什么可以帮您？", handoff: "已为您转接人工客服，请稍候…",
+          agent: "客服", closed: "本次会话已结束", error: "网络开小差了，请稍后再试" },
+    en: { title: "Xiaoer · Customer service", placeholder: "Type your question…", send: "Send", human: "Agent",
+          hello: "Hi, I'm Xiaoer. How can I help?", handoff: "You're being connected to a human agent…",
+          agent: "Agent", closed: "This conversation has ended", error: "Network problem, please try again" },
+  };
+  let locale = (navigator.language || "zh").toLowerCase().startsWith("zh") ? "zh" : "en";
+  let conversationId = sessionStorage.getItem("xiaoer.conversation");
+  let events = null;
+
+  const css = `
+  .xe-btn{position:fixed;right:20px;bottom:20px;z-index:99999;background:#ff0036;color:#fff;border:0;border-radius:24px;padding:12px 18px;font-size:15px;box-shadow:0 2px 10px rgba(0,0,0,.2);cursor:pointer}
+  .xe-panel{position:fixed;right:20px;bottom:80px;z-index:99999;width:360px;height:520px;max-height:calc(100vh - 100px);background:#fff;border-radius:10px;box-shadow:0 4px 24px rgba(0,0,0,.25);display:none;flex-direction:column;overflow:hidden;font:14px/1.5 -apple-system,"PingFang SC","Noto Sans CJK SC",sans-serif}
+  .xe-panel.open{display:flex}
+  .xe-head{background:#ff0036;color:#fff;padding:10px 12px;display:flex;align-items:center;gap:8px}
+  .xe-head b{flex:1}
+  .xe-head button{background:rgba(255,255,255,.2);color:#fff;border:0;border-radius:4px;padding:3px 8px;cursor:pointer}
+  .xe-log{flex:1;overflow-y:auto;padding:12px;background:#f7f7f7}
+  .xe-msg{max-width:85%;margin:6px 0;padding:8px 10px;border-radius:8px;white-space:pre-wrap;word-break:break-word}
+  .xe-shopper{margin-left:auto;background:#ffe4e9}
+  .xe-bot{background:#fff;border:1px solid #eee}
+  .xe-agent{background:#e6f4ff;border:1px solid #cde6ff}
+  .xe-note{text-align:center;color:#888;font-size:12px;margin:8px 0}
+  .xe-choices{display:flex;flex-direction:column;gap:6px;margin:4px 0 8px}
+  .xe-choices button{text-align:left;background:#fff;border:1px solid #ff0036;color:#ff0036;border-radius:6px;padding:6px 8px;cursor:pointer}
+  .xe-banner{display:none;background:#fff7e6;color:#ad6800;padding:6px 12px;font-size:13px}
+  .xe-banner.on{display:block}
+  .xe-form{display:flex;border-top:1px solid #eee}
+  .xe-form input{flex:1;border:0;padding:12px;font-size:15px;outline:none}
+  .xe-form button{border:0;background:#ff0036;color:#fff;padding:0 16px;cursor:pointer}
+  @media (max-width:480px){.xe-panel{right:0;bottom:0;width:100vw;height:100vh;max-height:100vh;border-radius:0}}`;
+  const style = document.createElement("style");
+  style.textContent = css;
+  document.head.appendChild(style);
+
+  const button = el("button", "xe-btn", "店小二");
+  button.dataset.testid = "xiaoer-open";
+  const panel = el("div", "xe-panel");
+  panel.dataset.testid = "xiaoer-panel";
+  panel.innerHTML = `<div class="xe-head"><b></b><button data-x="lang">EN</button><button data-x="human"></button><button data-x="close">×</button></div>
+    <div class="xe-banner" data-testid="xiaoer-handoff"></div><div class="xe-log" data-testid="xiaoer-log"></div>
+    <form class="xe-form"><input data-testid="xiaoer-input" autocomplete="off"><button data-x="send"></button></form>`;
+  document.body.append(button, panel);
+  const log = panel.querySelector(".xe-log");
+  const input = panel.querySelector("input");
+  const banner = panel.querySelector(".xe-banner");
+
+  function el(tag, cls, text) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text) e.textContent = text;
+    return e;
+  }
+  function applyLocale() {
+    const t = T[locale];
+    panel.querySelector("b").textContent = t.title;
+    panel.querySelector('[data-x="lang"]').textContent = locale === "zh" ? "EN" : "中文";
+    panel.querySelector('[data-x="human"]').textContent = t.human;
+    panel.querySelector('[data-x="send"]').textContent = t.send;
+    input.placeholder = t.placeholder;
+    banner.textContent = t.handoff;
+  }
+  function add(role, text) {
+    const m = el("div", "xe-msg xe-" + role, text);
+    m.dataset.role = role;
+    log.appendChild(m);
+    log.scrollTop = log.scrollHeight;
+    return m;
+  }
+  function choices(list) {
+    const box = el("div", "xe-choices");
+    for (const c of list) {
+      const b = el("button", null, c.question);
+      b.onclick = () => { box.remove(); ask(c.question); };
+      box.appendChild(b);
+    }
+    log.appendChild(box);
+    log.scrollTop = log.scrollHeight;
+  }
+  function listen() {
+    if (events || !conversationId) return;
+    events = new EventSource(`${base}/v1/conversations/${encodeURIComponent(conversationId)}/events`);
+    events.addEventListener("agent", (e) => add("agent", JSON.parse(e.data).message.text));
+    events.addEventListener("closed", () => { add("note", T[locale].closed).className = "xe-note"; banner.classList.remove("on"); });
+  }
+  async function ask(text) {
+    text = text.trim();
+    if (!text) return;
+    add("shopper", text);
+    try {
+      const r = await fetch(`${base}/v1/answer`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ conversation_id: conversationId, text, locale, product_id: product }),
+      });
+      const d = await r.json();
+      if (!r.ok) { add("bot", d.message || T[locale].error); return; }
+      conversationId = d.conversation_id;
+      sessionStorage.setItem("xiaoer.conversation", conversationId);
+      if (d.answer) add("bot", d.answer);
+      if (d.action === "clarify") choices(d.choices);
+      if (d.action === "handoff") { banner.classList.add("on"); listen(); }
+    } catch (_) {
+      add("bot", T[locale].error);
+    }
+  }
+
+  button.onclick = () => { panel.classList.toggle("open"); input.focus(); };
+  panel.querySelector('[data-x="close"]').onclick = () => panel.classList.remove("open");
+  panel.querySelector('[data-x="lang"]').onclick = () => { locale = locale === "zh" ? "en" : "zh"; applyLocale(); };
+  panel.querySelector('[data-x="human"]').onclick = () => ask(locale === "zh" ? "转人工" : "human agent please");
+  panel.querySelector("form").onsubmit = (e) => { e.preventDefault(); const t = input.value; input.value = ""; ask(t); };
+  applyLocale();
+  add("bot", T[locale].hello);
+  listen();
+})();
