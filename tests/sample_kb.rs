@@ -39,3 +39,24 @@ fn sample_kb_is_valid_and_large_enough() {
     }
     assert!(kb.faqs.iter().any(|f| f.valid_until.is_some()), "some entries have validity windows");
 }
+
+#[test]
+fn export_round_trips_through_the_toml_loader() {
+    let kb = load_dir(Path::new("knowledge_base"), &KbOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["products.toml", "dict.txt", "synonyms.txt", "lexicon.toml"] {
+        std::fs::copy(Path::new("knowledge_base").join(f), dir.path().join(f)).unwrap();
+    }
+    std::fs::write(dir.path().join("faq.toml"), xiaoer::kb::export_toml(&kb).unwrap()).unwrap();
+    let back = load_dir(dir.path(), &KbOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(back.faqs.len(), kb.faqs.len());
+    for (a, b) in kb.faqs.iter().zip(&back.faqs) {
+        assert_eq!(
+            (&a.id, &a.question, &a.similar, &a.answers, &a.products),
+            (&b.id, &b.question, &b.similar, &b.answers, &b.products)
+        );
+        assert_eq!((a.valid_from, a.valid_until), (b.valid_from, b.valid_until), "{}", a.id);
+    }
+    let jsonl = xiaoer::kb::export_jsonl(&kb);
+    assert_eq!(jsonl.lines().count(), kb.faqs.len());
+}

@@ -29,8 +29,9 @@ pub use error::{ApiError, ErrorBody};
 pub use events::{Event, Events};
 pub use metrics::Metrics;
 
-use crate::assistant::{AnswerRequest, AnswerResponse, Assistant, Choice};
+use crate::assistant::{AnswerRequest, AnswerResponse, Assistant, Choice, ImportOutcome, KbSummary};
 use crate::decision::{Action, Reason};
+use crate::kb::{FaqInput, ImportReport};
 use crate::store::{Conversation, FeedbackRecord, Handoff, Message, StoredDecision, Suggestion, Transcript, Verdict};
 
 #[derive(Clone)]
@@ -73,10 +74,14 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<
 #[derive(OpenApi)]
 #[openapi(
     info(title = "xiaoer 店小二", description = "E-commerce customer-service answers, handoffs and agent drafts."),
-    paths(answer, handoffs, conversation, suggestions, feedback, agent_message, close, healthz, readyz),
+    paths(
+        answer, handoffs, conversation, suggestions, feedback, agent_message, close, healthz, readyz, kb_get, kb_put,
+        kb_delete, kb_similar, kb_reload, kb_import
+    ),
     components(schemas(
         AnswerRequest, AnswerResponse, Choice, Action, Reason, ErrorBody, Handoff, Transcript, Conversation, Message,
-        StoredDecision, Suggestion, FeedbackRequest, FeedbackRecord, Verdict, AgentMessageRequest
+        StoredDecision, Suggestion, FeedbackRequest, FeedbackRecord, Verdict, AgentMessageRequest, FaqInput, KbSummary,
+        ImportOutcome, ImportReport, SimilarRequest
     )),
     modifiers(&ApiKeyScheme)
 )]
@@ -106,6 +111,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/conversations/{id}/close", post(close))
         .route("/v1/suggestions/{id}/feedback", post(feedback))
         .route("/v1/agent/events", get(pages::agent_events))
+        .route("/v1/kb/faqs/{id}", get(kb_get).put(kb_put).delete(kb_delete))
+        .route("/v1/kb/faqs/{id}/similar", post(kb_similar))
+        .route("/v1/kb/reload", post(kb_reload))
+        .route("/v1/kb/import", post(kb_import))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_api_key));
     let widget = Router::new()
         .route("/v1/answer", post(answer))
@@ -291,6 +300,79 @@ async fn close(State(state): State<AppState>, Path(id): Path<String>) -> Result<
     Ok(Json(
         blocking(move || Ok(state.assistant.store().close(&id).map_err(crate::assistant::ServiceError::from)?)).await?,
     ))
+}
+
+/// An FAQ entry as the admin API shows it.
+#[utoipa::path(get, path = "/v1/kb/faqs/{id}", security(("api_key" = [])), params(("id" = String, Path)), responses(
+    (status = 200, body = FaqInput), (status = 404, body = ErrorBody)))]
+async fn kb_get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<FaqInput>, ApiError> {
+    Ok(Json(blocking(move || Ok(state.assistant.faq(&id)?)).await?))
+}
+
+/// Create or replace an FAQ entry; live once the response arrives, kept across restarts.
+#[utoipa::path(put, path = "/v1/kb/faqs/{id}", security(("api_key" = [])), params(("id" = String, Path)),
+    request_body = FaqInput, responses((status = 200, body = KbSummary), (status = 400, body = ErrorBody)))]
+async fn kb_put(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<FaqInput>,
+) -> Result<Json<KbSummary>, ApiError> {
+    Ok(Json(blocking(move || Ok(state.assistant.edit_faq(&id, Some(input))?)).await?))
+}
+
+/// Delete an FAQ entry.
+#[utoipa::path(delete, path = "/v1/kb/faqs/{id}", security(("api_key" = [])), params(("id" = String, Path)), responses(
+    (status = 200, body = KbSummary), (status = 404, body = ErrorBody)))]
+async fn kb_delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<KbSummary>, ApiError> {
+    Ok(Json(blocking(move || Ok(state.assistant.edit_faq(&id, None)?)).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SimilarRequest {
+    pub text: String,
+}
+
+/// Add a similar question (相似问法) to an FAQ entry.
+#[utoipa::path(post, path = "/v1/kb/faqs/{id}/similar", security(("api_key" = [])), params(("id" = String, Path)),
+    request_body = SimilarRequest, responses((status = 200, body = KbSummary), (status = 404, body = ErrorBody)))]
+async fn kb_similar(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<SimilarRequest>,
+) -> Result<Json<KbSummary>, ApiError> {
+    Ok(Json(blocking(move || Ok(state.assistant.add_similar(&id, &req.text)?)).await?))
+}
+
+/// Re-read the knowledge files (after editing them) and swap in the new index.
+#[utoipa::path(post, path = "/v1/kb/reload", security(("api_key" = [])), responses(
+    (status = 200, body = KbSummary), (status = 400, description = "The files have problems; the old index stays", body = ErrorBody)))]
+async fn kb_reload(State(state): State<AppState>) -> Result<Json<KbSummary>, ApiError> {
+    Ok(Json(blocking(move || Ok(state.assistant.reload()?)).await?))
+}
+
+#[derive(Debug, Deserialize)]
+struct ImportParams {
+    #[serde(default)]
+    dry_run: bool,
+    #[serde(default)]
+    partial: bool,
+}
+
+/// Import a CSV spreadsheet (UTF-8 or GBK). `dry_run` only reports; bad rows
+/// block the whole import unless `partial`.
+#[utoipa::path(post, path = "/v1/kb/import", security(("api_key" = [])),
+    params(("dry_run" = Option<bool>, Query), ("partial" = Option<bool>, Query)),
+    request_body(content = String, content_type = "text/csv"), responses((status = 200, body = ImportOutcome)))]
+async fn kb_import(
+    State(state): State<AppState>,
+    axum::extract::Query(params): axum::extract::Query<ImportParams>,
+    body: axum::body::Bytes,
+) -> Result<Json<ImportOutcome>, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "empty CSV body"));
+    }
+    Ok(Json(blocking(move || Ok(state.assistant.import_csv(&body, params.dry_run, params.partial)?)).await?))
 }
 
 /// Liveness: the process serves requests.

@@ -92,7 +92,9 @@ impl FaqIndex {
         tracing::info!(dir = %dir.display(), "knowledge base changed: rebuilding the index");
         // Built beside the live one and swapped in by rename, so a reader never
         // sees a half-built index and a crash mid-build leaves the old one.
-        let staging = dir.with_extension(format!("building-{}", std::process::id()));
+        static BUILDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let staging = dir.with_extension(format!("building-{}-{n}", std::process::id()));
         if staging.exists() {
             fs::remove_dir_all(&staging)?;
         }

@@ -274,13 +274,19 @@ fn parse_time(ctx: &mut Ctx, value: Spanned<toml::Value>, name: &str) -> Option<
     let at = ctx.line(&value.span());
     let parsed = match value.into_inner() {
         toml::Value::Datetime(dt) => to_unix(&dt),
-        toml::Value::String(s) => s.trim().parse::<toml::value::Datetime>().ok().and_then(|dt| to_unix(&dt)),
+        toml::Value::String(s) => parse_time_text(&s),
         _ => None,
     };
     if parsed.is_none() {
         ctx.report(at, format!("bad date in `{name}`: expected e.g. 2026-11-01 or 2026-11-01T20:00:00+08:00"));
     }
     parsed.map(|t| (t, at))
+}
+
+/// A date or date-time written as text (`2026-11-01`, `2026-11-01 20:00`,
+/// RFC 3339) in unix seconds; China time when no offset is given.
+pub(super) fn parse_time_text(s: &str) -> Option<i64> {
+    s.trim().parse::<toml::value::Datetime>().ok().and_then(|dt| to_unix(&dt))
 }
 
 fn to_unix(dt: &toml::value::Datetime) -> Option<i64> {

@@ -16,7 +16,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 pub use types::*;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("../../migrations/0001_init.sql"), include_str!("../../migrations/0002_kb_edits.sql")];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -302,6 +303,46 @@ impl Store {
                 Ok((r.get(0)?, r.get(1)?))
             })
             .optional()?)
+    }
+
+    /// Appends knowledge-base edits, all or none.
+    pub fn save_edits(&self, edits: &[crate::kb::FaqEdit]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let now = now_secs();
+        for e in edits {
+            let entry = e.entry.as_ref().map(|x| serde_json::to_string(x).unwrap_or_default());
+            tx.execute(
+                "INSERT INTO kb_edits (faq_id, entry, created_at) VALUES (?1, ?2, ?3)",
+                params![e.id, entry, now],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every stored edit, oldest first.
+    pub fn edits(&self) -> Result<Vec<crate::kb::FaqEdit>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT faq_id, entry FROM kb_edits ORDER BY seq")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, entry) = row?;
+            // A row this version cannot read is skipped rather than losing the rest.
+            let entry = match entry {
+                Some(json) => match serde_json::from_str(&json) {
+                    Ok(e) => Some(e),
+                    Err(e) => {
+                        tracing::warn!(faq = %id, "unreadable stored edit skipped: {e}");
+                        continue;
+                    }
+                },
+                None => None,
+            };
+            out.push(crate::kb::FaqEdit { id, entry });
+        }
+        Ok(out)
     }
 
     /// Closes a conversation and its open ticket.

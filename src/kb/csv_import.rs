@@ -1,0 +1,110 @@
+//! Spreadsheet import: CSV in UTF-8 or GBK with a header row
+//! 问题, 相似问法 (`|` or newline separated), 答案, 分类, 商品, 生效时间, 失效时间
+//! (optional 编号 / id; English headers accepted too). Every problem is listed
+//! by row; nothing is imported while any row is bad unless asked.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::edit::{FaqEdit, FaqInput};
+use super::types::KnowledgeBase;
+
+/// What an import found: the entries it would write and every bad row.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct ImportReport {
+    /// Encoding the file was read as (`UTF-8` or `GBK`).
+    pub encoding: String,
+    pub rows: usize,
+    #[schema(value_type = Vec<Object>)]
+    pub entries: Vec<FaqEdit>,
+    /// `(row, message)`, rows counted from 1 with the header as row 1.
+    pub problems: Vec<(usize, String)>,
+}
+
+const COLUMNS: &[(&str, &[&str])] = &[
+    ("id", &["编号", "id"]),
+    ("question", &["问题", "标准问题", "question"]),
+    ("similar", &["相似问法", "similar"]),
+    ("answer", &["答案", "answer"]),
+    ("answer_en", &["英文答案", "answer_en"]),
+    ("category", &["分类", "category"]),
+    ("products", &["商品", "products"]),
+    ("valid_from", &["生效时间", "valid_from"]),
+    ("valid_until", &["失效时间", "valid_until"]),
+];
+
+/// Decodes and checks a CSV file against `kb` (for product ids).
+pub fn parse_csv(bytes: &[u8], kb: &KnowledgeBase) -> ImportReport {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let (text, encoding) = match std::str::from_utf8(bytes) {
+        Ok(t) => (t.to_string(), "UTF-8"),
+        Err(_) => (encoding_rs::GBK.decode(bytes).0.into_owned(), "GBK"),
+    };
+    let mut report = ImportReport { encoding: encoding.into(), ..Default::default() };
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(text.as_bytes());
+    let header = match reader.headers() {
+        Ok(h) => h.clone(),
+        Err(e) => {
+            report.problems.push((1, format!("cannot read the header row: {e}")));
+            return report;
+        }
+    };
+    let index = |name: &str| {
+        let names = COLUMNS.iter().find(|(n, _)| *n == name).map_or(&[][..], |(_, a)| a);
+        header.iter().position(|h| names.iter().any(|n| h.trim().eq_ignore_ascii_case(n)))
+    };
+    for required in ["question", "answer"] {
+        if index(required).is_none() {
+            report
+                .problems
+                .push((1, format!("missing column {}", COLUMNS.iter().find(|(n, _)| *n == required).unwrap().1[0])));
+        }
+    }
+    if !report.problems.is_empty() {
+        return report;
+    }
+    let mut seen = std::collections::HashMap::new();
+    for (i, record) in reader.records().enumerate() {
+        let row = i + 2;
+        report.rows += 1;
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                report.problems.push((row, format!("unreadable row: {e}")));
+                continue;
+            }
+        };
+        let cell = |name: &str| index(name).and_then(|i| record.get(i)).map(str::trim).unwrap_or("").to_string();
+        let list = |name: &str, seps: &[char]| -> Vec<String> {
+            cell(name).split(seps).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+        };
+        let mut answer = std::collections::BTreeMap::from([("zh".to_string(), cell("answer"))]);
+        if !cell("answer_en").is_empty() {
+            answer.insert("en".into(), cell("answer_en"));
+        }
+        let input = FaqInput {
+            question: cell("question"),
+            similar: list("similar", &['|', '\n']),
+            answer,
+            category: cell("category"),
+            tags: Vec::new(),
+            products: list("products", &['|', ',', '，', ' ']),
+            valid_from: Some(cell("valid_from")).filter(|s| !s.is_empty()),
+            valid_until: Some(cell("valid_until")).filter(|s| !s.is_empty()),
+            priority: 0,
+        };
+        let id = match cell("id") {
+            id if !id.is_empty() => id,
+            _ => format!("csv-{}", &hex::encode(Sha256::digest(input.question.as_bytes()))[..12]),
+        };
+        if let Some(first) = seen.insert(id.clone(), row) {
+            report.problems.push((row, format!("same entry as row {first} (id `{id}`)")));
+            continue;
+        }
+        match input.to_faq(&id, kb, "csv import") {
+            Ok(_) => report.entries.push(FaqEdit { id, entry: Some(input) }),
+            Err(problems) => report.problems.extend(problems.into_iter().map(|p| (row, p))),
+        }
+    }
+    report
+}

@@ -1,0 +1,208 @@
+//! Knowledge operations over real HTTP: live edits without restart, reloads
+//! under concurrent traffic, CSV imports with located problems.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{assert_error, private_data, start};
+use reqwest::StatusCode;
+use serde_json::json;
+
+fn csv_body(rows: &[&str]) -> Vec<u8> {
+    let mut text = String::from("问题,相似问法,答案,分类,商品,生效时间,失效时间\n");
+    for r in rows {
+        text.push_str(r);
+        text.push('\n');
+    }
+    text.into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_edits_are_live_at_once_and_survive_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("db.sqlite3");
+    let data = tokio::task::spawn_blocking(private_data).await.unwrap();
+    let d = data.clone();
+    let server = start(&db, move |c| c.data_dir = d).await;
+    let question = "发票抬头可以写公司名称吗？";
+    let before = server.ask(json!({"text": question})).await;
+    assert_ne!(before["faq_id"], "invoice-title");
+
+    let entry = json!({
+        "question": question,
+        "similar": ["能开公司抬头吗", "发票抬头写单位可以吗", "抬头能不能写公司"],
+        "answer": {"zh": "跨境商品不能开具国内增值税发票，订单凭证上的抬头为订购人姓名，不能改为公司名称。", "en": "Cross-border orders carry no VAT invoice; the order certificate is in the buyer's name."},
+        "category": "发票",
+    });
+    let (status, summary) = server
+        .http
+        .put(format!("{}/v1/kb/faqs/invoice-title", server.url))
+        .bearer_auth(common::KEY)
+        .json(&entry)
+        .send()
+        .await
+        .map(|r| (r.status(), r))
+        .unwrap();
+    assert_eq!(status, StatusCode::OK);
+    let summary: serde_json::Value = summary.json().await.unwrap();
+    assert_eq!(summary["faqs"], 211);
+    let after = server.ask(json!({"text": question})).await;
+    assert_eq!(after["faq_id"], "invoice-title", "{after}");
+
+    // A similar question added by an operator matches too.
+    let (status, _) = server.post("/v1/kb/faqs/invoice-title/similar", json!({"text": "公司报销要写单位抬头"})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, shown) = server.get("/v1/kb/faqs/invoice-title").await;
+    assert!(shown["similar"].as_array().unwrap().iter().any(|s| s == "公司报销要写单位抬头"));
+
+    // Invalid edits are refused and change nothing.
+    let bad = json!({"question": "", "answer": {"en": "x"}, "products": ["p-404"]});
+    let r = server
+        .http
+        .put(format!("{}/v1/kb/faqs/broken", server.url))
+        .bearer_auth(common::KEY)
+        .json(&bad)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_error(status, &body, StatusCode::BAD_REQUEST);
+    assert!(body["message"].as_str().unwrap().contains("p-404"), "{body}");
+    let r = server
+        .http
+        .delete(format!("{}/v1/kb/faqs/no-such-faq", server.url))
+        .bearer_auth(common::KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = server.http.put(format!("{}/v1/kb/faqs/x", server.url)).json(&entry).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    // Delete an entry from the files: it stops answering.
+    let r = server
+        .http
+        .delete(format!("{}/v1/kb/faqs/ship-free", server.url))
+        .bearer_auth(common::KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_ne!(server.ask(json!({"text": "包邮吗？"})).await["faq_id"], "ship-free");
+
+    // Restart on the same database: the edits are still there.
+    server.handle.abort();
+    let d = data.clone();
+    let server = start(&db, move |c| c.data_dir = d).await;
+    assert_eq!(server.ask(json!({"text": question})).await["faq_id"], "invoice-title");
+    let (status, _) = server.get("/v1/kb/faqs/ship-free").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_during_reloads_all_succeed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tokio::task::spawn_blocking(private_data).await.unwrap();
+    let server = Arc::new(
+        start(&tmp.path().join("db.sqlite3"), move |c| {
+            c.data_dir = data;
+            c.server.rate_burst = 10_000;
+        })
+        .await,
+    );
+    let reloader = {
+        let server = server.clone();
+        tokio::spawn(async move {
+            for _ in 0..3 {
+                let (status, v) = server.post("/v1/kb/reload", json!({})).await;
+                assert_eq!(status, StatusCode::OK, "{v}");
+            }
+        })
+    };
+    let mut queries = Vec::new();
+    for i in 0..60 {
+        let server = server.clone();
+        queries.push(tokio::spawn(async move {
+            let q = ["七天无理由退货怎么申请？", "发什么快递", "跨境商品要交税吗"][i % 3];
+            let (status, v) = server.post("/v1/answer", json!({"text": q})).await;
+            assert_eq!(status, StatusCode::OK, "{v}");
+            v["action"].as_str().unwrap().to_string()
+        }));
+    }
+    for q in queries {
+        q.await.unwrap();
+    }
+    reloader.await.unwrap();
+    assert_eq!(server.ask(json!({"text": "七天无理由退货怎么申请？"})).await["faq_id"], "return-7day");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_import_reports_bad_rows_and_imports_nothing_partial_unless_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tokio::task::spawn_blocking(private_data).await.unwrap();
+    let server = start(&tmp.path().join("db.sqlite3"), move |c| c.data_dir = data).await;
+    let body = csv_body(&[
+        "雪花秀滋阴水是正品吗,雪花秀是真的吗|雪花秀正品吗,本店雪花秀均为韩国官方渠道直采，假一赔十。,正品保障,,,",
+        "\"安热沙可以带上飞机吗\",\"安热沙能托运吗\n防晒霜能带上飞机吗\",60ml可以随身携带，符合民航液体规定。,商品知识,p-anessa-sunscreen,2026-01-01,",
+        "不存在的商品怎么用,,请咨询客服,商品知识,p-does-not-exist,,",
+        ",没有问题的行,有答案,其他,,,",
+        "活动时间,,双旦活动,优惠活动,,2026-12-31,2026-12-01",
+    ]);
+    let import = |query: &'static str, body: Vec<u8>| {
+        let http = server.http.clone();
+        let url = format!("{}/v1/kb/import{query}", server.url);
+        async move {
+            let r = http
+                .post(url)
+                .bearer_auth(common::KEY)
+                .header("content-type", "text/csv")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (r.status(), r.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    // Bad rows block the import: every problem listed by row, nothing written.
+    let (status, out) = import("", body.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(out["imported"], 0);
+    let problems: Vec<(u64, String)> = out["report"]["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p[0].as_u64().unwrap(), p[1].as_str().unwrap().to_string()))
+        .collect();
+    assert!(problems.iter().any(|(row, m)| *row == 4 && m.contains("p-does-not-exist")), "{problems:?}");
+    assert!(problems.iter().any(|(row, m)| *row == 5 && m.contains("question")), "{problems:?}");
+    assert!(problems.iter().any(|(row, m)| *row == 6 && m.contains("valid_until")), "{problems:?}");
+    assert_eq!(out["report"]["entries"].as_array().unwrap().len(), 2);
+    let not_yet = server.ask(json!({"text": "雪花秀滋阴水是正品吗"})).await;
+    assert!(!not_yet["faq_id"].as_str().unwrap_or("").starts_with("csv-"), "{not_yet}");
+    let (status, _) = server.get("/v1/kb/faqs/nothing").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Dry run with partial: a report, still nothing written.
+    let (_, dry) = import("?dry_run=true&partial=true", body.clone()).await;
+    assert_eq!(dry["imported"], 0);
+
+    // Asked for a partial import: the two good rows go live.
+    let (_, partial) = import("?partial=true", body).await;
+    assert_eq!(partial["imported"], 2, "{partial}");
+    let a = server.ask(json!({"text": "安热沙能不能带上飞机"})).await;
+    let id = a["faq_id"].as_str().or(a["choices"][0]["faq_id"].as_str()).unwrap().to_string();
+    assert!(id.starts_with("csv-"), "{a}");
+    let (_, shown) = server.get(&format!("/v1/kb/faqs/{id}")).await;
+    assert_eq!(shown["similar"].as_array().unwrap().len(), 2, "newline-separated phrasings split: {shown}");
+    assert_eq!(shown["products"][0], "p-anessa-sunscreen");
+
+    // GBK spreadsheets (Excel's default in China) are read too.
+    let (gbk, _, _) =
+        encoding_rs::GBK.encode("问题,答案\n跨境商品可以开专票吗,不可以，跨境商品不能开具增值税专用发票。\n");
+    let (_, out) = import("?dry_run=true", gbk.into_owned()).await;
+    assert_eq!(out["report"]["encoding"], "GBK");
+    assert_eq!(out["report"]["problems"].as_array().unwrap().len(), 0, "{out}");
+    assert_eq!(out["report"]["entries"][0]["entry"]["question"], "跨境商品可以开专票吗");
+}
