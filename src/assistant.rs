@@ -87,6 +87,8 @@ pub struct AnswerResponse {
     /// 猜你想问 (clarify) choices.
     pub choices: Vec<Choice>,
     pub reason: Reason,
+    /// Id to rate an automatic answer with (`POST /v1/decisions/{id}/rating`).
+    pub decision_id: Option<i64>,
 }
 
 /// What the conversation was last about.
@@ -258,6 +260,7 @@ impl Assistant {
                 confidence: 0.0,
                 choices: Vec::new(),
                 reason: Reason::WaitingForAgent,
+                decision_id: None,
             });
         }
         let product = req.product_id.as_deref().or(conversation.product_id.as_deref());
@@ -292,7 +295,7 @@ impl Assistant {
             confidence: decision.confidence,
             candidates_json: candidates_json(&engine, &candidates),
         });
-        self.store.record_turn(&turn)?;
+        let decision_id = self.store.record_turn(&turn)?;
         Ok(AnswerResponse {
             conversation_id: conversation.id,
             action: decision.action,
@@ -301,6 +304,7 @@ impl Assistant {
             confidence: decision.confidence,
             choices,
             reason: decision.reason,
+            decision_id,
         })
     }
 

@@ -90,6 +90,12 @@ enum Command {
         #[arg(long)]
         write: Option<PathBuf>,
     },
+    /// Service analytics from the database (JSON).
+    Stats {
+        /// Window length in hours, ending now.
+        #[arg(long, default_value_t = 24 * 7)]
+        hours: i64,
+    },
     /// Knowledge operations on the files plus the edits stored in the database.
     #[command(subcommand)]
     Kb(KbCommand),
@@ -266,6 +272,11 @@ fn run(cli: Cli) -> Result<()> {
                 std::fs::write(&path, toml::to_string_pretty(&doc)?)?;
                 println!("wrote [decision] to {}", path.display());
             }
+        }
+        Command::Stats { hours } => {
+            let store = xiaoer::store::Store::open(&config.database_path())?;
+            let to = chrono::Utc::now().timestamp() + 1;
+            println!("{}", serde_json::to_string_pretty(&store.stats(to - hours * 3600, to)?)?);
         }
         Command::Kb(KbCommand::Export { out, format }) => {
             let store = xiaoer::store::Store::open(&config.database_path())?;

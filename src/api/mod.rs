@@ -32,7 +32,9 @@ pub use metrics::Metrics;
 use crate::assistant::{AnswerRequest, AnswerResponse, Assistant, Choice, ImportOutcome, KbSummary};
 use crate::decision::{Action, Reason};
 use crate::kb::{FaqInput, ImportReport};
-use crate::store::{Conversation, FeedbackRecord, Handoff, Message, StoredDecision, Suggestion, Transcript, Verdict};
+use crate::store::{
+    Conversation, FaqStats, FeedbackRecord, Handoff, Message, Stats, StoredDecision, Suggestion, Transcript, Verdict,
+};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -76,12 +78,12 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<
     info(title = "xiaoer 店小二", description = "E-commerce customer-service answers, handoffs and agent drafts."),
     paths(
         answer, handoffs, conversation, suggestions, feedback, agent_message, close, healthz, readyz, kb_get, kb_put,
-        kb_delete, kb_similar, kb_reload, kb_import
+        kb_delete, kb_similar, kb_reload, kb_import, rate, stats
     ),
     components(schemas(
         AnswerRequest, AnswerResponse, Choice, Action, Reason, ErrorBody, Handoff, Transcript, Conversation, Message,
         StoredDecision, Suggestion, FeedbackRequest, FeedbackRecord, Verdict, AgentMessageRequest, FaqInput, KbSummary,
-        ImportOutcome, ImportReport, SimilarRequest
+        ImportOutcome, ImportReport, SimilarRequest, RatingRequest, Stats, FaqStats
     )),
     modifiers(&ApiKeyScheme)
 )]
@@ -114,10 +116,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/kb/faqs/{id}", get(kb_get).put(kb_put).delete(kb_delete))
         .route("/v1/kb/faqs/{id}/similar", post(kb_similar))
         .route("/v1/kb/reload", post(kb_reload))
+        .route("/v1/stats", get(stats))
         .route("/v1/kb/import", post(kb_import))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_api_key));
     let widget = Router::new()
         .route("/v1/answer", post(answer))
+        .route("/v1/decisions/{id}/rating", post(rate))
         .route_layer(middleware::from_fn_with_state(state.clone(), rate_limit))
         .route("/v1/conversations/{id}/events", get(pages::conversation_events));
     Router::new()
@@ -373,6 +377,54 @@ async fn kb_import(
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "empty CSV body"));
     }
     Ok(Json(blocking(move || Ok(state.assistant.import_csv(&body, params.dry_run, params.partial)?)).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RatingRequest {
+    /// 👍 (`true`) or 👎 (`false`).
+    pub helpful: bool,
+}
+
+/// A shopper rates an automatic answer (the widget's thumbs).
+#[utoipa::path(post, path = "/v1/decisions/{id}/rating", params(("id" = i64, Path)), request_body = RatingRequest,
+    responses((status = 200, description = "stored"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn rate(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    ApiJson(req): ApiJson<RatingRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    blocking(move || {
+        Ok(state.assistant.store().rate(id, req.helpful).map_err(crate::assistant::ServiceError::from)?)
+    })
+    .await?;
+    Ok(Json(serde_json::json!({"status": "stored"})))
+}
+
+#[derive(Debug, Deserialize)]
+struct Window {
+    /// Unix seconds, inclusive (default: 7 days ago).
+    from: Option<i64>,
+    /// Unix seconds, exclusive (default: now).
+    to: Option<i64>,
+}
+
+/// Service analytics for a time window.
+#[utoipa::path(get, path = "/v1/stats", security(("api_key" = [])),
+    params(("from" = Option<i64>, Query), ("to" = Option<i64>, Query)), responses((status = 200, body = Stats)))]
+async fn stats(
+    State(state): State<AppState>,
+    axum::extract::Query(w): axum::extract::Query<Window>,
+) -> Result<Json<Stats>, ApiError> {
+    let to = w.to.unwrap_or_else(|| chrono::Utc::now().timestamp() + 1);
+    let from = w.from.unwrap_or(to - 7 * 24 * 3600);
+    if from >= to {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "`from` must be before `to`"));
+    }
+    Ok(Json(
+        blocking(move || Ok(state.assistant.store().stats(from, to).map_err(crate::assistant::ServiceError::from)?))
+            .await?,
+    ))
 }
 
 /// Liveness: the process serves requests.

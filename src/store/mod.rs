@@ -16,8 +16,11 @@ use rusqlite::{Connection, OptionalExtension, params};
 pub use types::*;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] =
-    &[include_str!("../../migrations/0001_init.sql"), include_str!("../../migrations/0002_kb_edits.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/0001_init.sql"),
+    include_str!("../../migrations/0002_kb_edits.sql"),
+    include_str!("../../migrations/0003_ratings.sql"),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -98,7 +101,8 @@ impl Store {
     /// Stores one shopper turn and the bot's decision atomically: the
     /// shopper message, the decision, the bot's reply (if any), the
     /// conversation's new state and, on handoff, an open ticket.
-    pub fn record_turn(&self, turn: &TurnRecord) -> Result<i64, StoreError> {
+    /// Returns the decision's id (when there was one), for ratings.
+    pub fn record_turn(&self, turn: &TurnRecord) -> Result<Option<i64>, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let now = now_secs();
@@ -114,12 +118,14 @@ impl Store {
             params![turn.conversation_id, turn.text, now],
         )?;
         let message_id = tx.last_insert_rowid();
+        let mut decision_id = None;
         if let Some(d) = &turn.decision {
             tx.execute(
                 "INSERT INTO decisions (conversation_id, message_id, action, reason, faq_id, confidence, candidates, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![turn.conversation_id, message_id, d.action, d.reason, d.faq_id, d.confidence, d.candidates_json, now],
             )?;
+            decision_id = Some(tx.last_insert_rowid());
         }
         if let Some(reply) = &turn.bot_reply {
             tx.execute(
@@ -151,7 +157,83 @@ impl Store {
             )?;
         }
         tx.commit()?;
-        Ok(message_id)
+        Ok(decision_id)
+    }
+
+    /// A shopper's thumbs up / down on an answer; the latest rating counts.
+    pub fn rate(&self, decision_id: i64, helpful: bool) -> Result<(), StoreError> {
+        let conn = self.conn();
+        let action: Option<String> =
+            conn.query_row("SELECT action FROM decisions WHERE id = ?1", [decision_id], |r| r.get(0)).optional()?;
+        match action.as_deref() {
+            None => return Err(StoreError::NotFound(format!("answer {decision_id}"))),
+            Some("answer") => {}
+            Some(_) => return Err(StoreError::Conflict("only automatic answers can be rated".into())),
+        }
+        conn.execute(
+            "INSERT INTO ratings (decision_id, helpful, created_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (decision_id) DO UPDATE SET helpful = excluded.helpful, created_at = excluded.created_at",
+            params![decision_id, helpful, now_secs()],
+        )?;
+        Ok(())
+    }
+
+    /// Service figures for decisions and feedback made in `[from, to)` (unix seconds).
+    pub fn stats(&self, from: i64, to: i64) -> Result<Stats, StoreError> {
+        let conn = self.conn();
+        let one = |sql: &str| -> Result<i64, StoreError> { Ok(conn.query_row(sql, params![from, to], |r| r.get(0))?) };
+        let conversations = one("SELECT COUNT(*) FROM conversations WHERE created_at >= ?1 AND created_at < ?2")?;
+        let decisions = one("SELECT COUNT(*) FROM decisions WHERE created_at >= ?1 AND created_at < ?2")?;
+        let count_action = |a: &str| -> Result<i64, StoreError> {
+            Ok(conn.query_row(
+                "SELECT COUNT(*) FROM decisions WHERE created_at >= ?1 AND created_at < ?2 AND action = ?3",
+                params![from, to, a],
+                |r| r.get(0),
+            )?)
+        };
+        let rate = |n: i64, d: i64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
+        let mut stmt = conn.prepare(
+            "SELECT reason, COUNT(*) FROM decisions WHERE created_at >= ?1 AND created_at < ?2 AND action = 'handoff'
+             GROUP BY reason ORDER BY 2 DESC, 1",
+        )?;
+        let handoff_by_reason = stmt
+            .query_map(params![from, to], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<Vec<(String, i64)>, _>>()?;
+        let mut stmt = conn.prepare(
+            "SELECT verdict, COUNT(*) FROM feedback WHERE created_at >= ?1 AND created_at < ?2 GROUP BY verdict",
+        )?;
+        let verdicts = stmt
+            .query_map(params![from, to], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<Vec<(String, i64)>, _>>()?;
+        let verdict = |v: &str| verdicts.iter().find(|(k, _)| k == v).map_or(0, |(_, n)| *n);
+        let reviewed = verdicts.iter().map(|(_, n)| n).sum::<i64>();
+        let mut stmt = conn.prepare(
+            "SELECT d.faq_id, COUNT(*),
+                    SUM(CASE WHEN r.helpful = 1 THEN 1 ELSE 0 END), SUM(CASE WHEN r.helpful = 0 THEN 1 ELSE 0 END)
+             FROM decisions d LEFT JOIN ratings r ON r.decision_id = d.id
+             WHERE d.created_at >= ?1 AND d.created_at < ?2 AND d.action = 'answer' AND d.faq_id IS NOT NULL
+             GROUP BY d.faq_id ORDER BY 2 DESC, 1",
+        )?;
+        let faqs = stmt
+            .query_map(params![from, to], |r| {
+                Ok(FaqStats { faq_id: r.get(0)?, answered: r.get(1)?, helpful: r.get(2)?, unhelpful: r.get(3)? })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(Stats {
+            from,
+            to,
+            conversations,
+            decisions,
+            auto_answer_rate: rate(count_action("answer")?, decisions),
+            clarify_rate: rate(count_action("clarify")?, decisions),
+            handoff_rate: rate(count_action("handoff")?, decisions),
+            handoff_by_reason,
+            suggestions_reviewed: reviewed,
+            accepted_rate: rate(verdict("accepted"), reviewed),
+            edited_rate: rate(verdict("edited"), reviewed),
+            rejected_rate: rate(verdict("rejected"), reviewed),
+            faqs,
+        })
     }
 
     /// Appends an agent's reply.

@@ -126,3 +126,35 @@ pub struct FeedbackRecord {
     /// The reply sent to the shopper (accepted or edited).
     pub message: Option<Message>,
 }
+
+/// Per-FAQ automatic answers and how shoppers rated them.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FaqStats {
+    pub faq_id: String,
+    pub answered: i64,
+    pub helpful: i64,
+    pub unhelpful: i64,
+}
+
+/// Service figures over a time window.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Stats {
+    pub from: i64,
+    pub to: i64,
+    /// Conversations started in the window.
+    pub conversations: i64,
+    /// Shopper messages the bot decided on.
+    pub decisions: i64,
+    pub auto_answer_rate: f64,
+    pub clarify_rate: f64,
+    pub handoff_rate: f64,
+    /// (reason, count), most frequent first.
+    pub handoff_by_reason: Vec<(String, i64)>,
+    /// Drafts an agent accepted, edited or rejected.
+    pub suggestions_reviewed: i64,
+    pub accepted_rate: f64,
+    pub edited_rate: f64,
+    pub rejected_rate: f64,
+    /// Most answered first.
+    pub faqs: Vec<FaqStats>,
+}

@@ -32,6 +32,7 @@
   .xe-bot{background:#fff;border:1px solid #eee}
   .xe-agent{background:#e6f4ff;border:1px solid #cde6ff}
   .xe-note{text-align:center;color:#888;font-size:12px;margin:8px 0}
+  .xe-thumbs{margin-top:4px;text-align:right}.xe-thumbs button{border:0;background:none;cursor:pointer;font-size:14px}
   .xe-choices{display:flex;flex-direction:column;gap:6px;margin:4px 0 8px}
   .xe-choices button{text-align:left;background:#fff;border:1px solid #ff0036;color:#ff0036;border-radius:6px;padding:6px 8px;cursor:pointer}
   .xe-banner{display:none;background:#fff7e6;color:#ad6800;padding:6px 12px;font-size:13px}
@@ -78,6 +79,20 @@
     log.scrollTop = log.scrollHeight;
     return m;
   }
+  function thumbs(msg, id) {
+    const box = el("div", "xe-thumbs");
+    for (const [label, helpful] of [["👍", true], ["👎", false]]) {
+      const b = el("button", null, label);
+      b.onclick = () => {
+        fetch(`${base}/v1/decisions/${id}/rating`, {
+          method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ helpful }),
+        });
+        box.replaceChildren(el("span", null, helpful ? "👍" : "👎"));
+      };
+      box.appendChild(b);
+    }
+    msg.appendChild(box);
+  }
   function choices(list) {
     const box = el("div", "xe-choices");
     for (const c of list) {
@@ -108,7 +123,10 @@
       if (!r.ok) { add("bot", d.message || T[locale].error); return; }
       conversationId = d.conversation_id;
       sessionStorage.setItem("xiaoer.conversation", conversationId);
-      if (d.answer) add("bot", d.answer);
+      if (d.answer) {
+        const m = add("bot", d.answer);
+        if (d.action === "answer" && d.decision_id) thumbs(m, d.decision_id);
+      }
       if (d.action === "clarify") choices(d.choices);
       if (d.action === "handoff") { banner.classList.add("on"); listen(); }
     } catch (_) {
