@@ -13,13 +13,15 @@ use utoipa::ToSchema;
 
 use crate::config::Config;
 use crate::decision::{Action, Reason, contextual_query, decide, is_follow_up};
+use crate::embed::Role;
 use crate::engine::{Engine, IndexStorage};
+use crate::gaps::cluster;
 use crate::index::Filter;
 use crate::kb::{FaqEdit, FaqInput, ImportReport, KbOptions, apply_edits, load_path, parse_csv};
 use crate::retrieval::{Candidate, RetrievalError};
 use crate::store::{
-    DecisionRecord, Draft, FeedbackRecord, Handoff, Message, Store, StoreError, Suggestion, Transcript, TurnRecord,
-    Verdict,
+    DecisionRecord, Draft, FeedbackRecord, Handoff, Message, NewProposal, Proposal, Store, StoreError, Suggestion,
+    Transcript, TurnRecord, Verdict,
 };
 use crate::text::detect_locale;
 
@@ -33,6 +35,12 @@ pub enum ServiceError {
     #[error("{0}")]
     Retrieval(#[from] RetrievalError),
 }
+
+/// An edited draft still counts as the FAQ's answer at this similarity
+/// (normalised Levenshtein) to the draft.
+const LIGHT_EDIT_SIMILARITY: f64 = 0.7;
+/// Unanswered questions this close (cosine to the cluster centroid) are one gap.
+const GAP_SIMILARITY: f32 = 0.9;
 
 /// The knowledge base after a change.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -389,7 +397,77 @@ impl Assistant {
             (_, Some(_)) => return Err(ServiceError::Invalid("`text` is only for `edited` feedback".into())),
             (_, None) => None,
         };
-        Ok(self.store.record_feedback(suggestion_id, verdict, text)?)
+        let (faq_id, draft, question) = self.store.suggestion_context(suggestion_id)?;
+        let record = self.store.record_feedback(suggestion_id, verdict, text)?;
+        // Learning loop: a draft the agent sent (as is or lightly edited) shows
+        // that the shopper's words mean this FAQ: propose them as a phrasing.
+        let light = |t: &str| strsim::normalized_levenshtein(&draft, t) >= LIGHT_EDIT_SIMILARITY;
+        let sent_as_drafted = verdict == Verdict::Accepted || (verdict == Verdict::Edited && text.is_some_and(light));
+        if let Some(question) = question.filter(|_| sent_as_drafted) {
+            let engine = self.engine();
+            let known = engine.retriever.kb().faq(&faq_id).is_some_and(|f| f.phrasings().any(|p| p == question));
+            if !known {
+                self.store.add_proposal(&NewProposal {
+                    kind: "similar",
+                    faq_id: Some(faq_id),
+                    text: question.clone(),
+                    count: 1,
+                    examples: vec![question],
+                })?;
+            }
+        }
+        Ok(record)
+    }
+
+    /// Clusters the questions in `[from, to)` that ended in clarify or a
+    /// no-match handoff and stores each group of two or more as a pending
+    /// new-FAQ proposal; returns the pending new-FAQ proposals.
+    pub fn mine_gaps(&self, from: i64, to: i64) -> Result<Vec<Proposal>, ServiceError> {
+        let questions = self.store.unanswered_questions(from, to)?;
+        let engine = self.engine();
+        let embedder = engine.retriever.embedder().ok_or(RetrievalError::NoModel("gap mining"))?;
+        let texts: Vec<&str> = questions.iter().map(String::as_str).collect();
+        let vectors = embedder.embed(&texts, Role::Query).map_err(RetrievalError::from)?;
+        for c in cluster(&vectors, GAP_SIMILARITY, 2) {
+            let mut examples: Vec<String> = Vec::new();
+            for &m in &c.members {
+                if !examples.contains(&questions[m]) && examples.len() < 5 {
+                    examples.push(questions[m].clone());
+                }
+            }
+            self.store.add_proposal(&NewProposal {
+                kind: "new_faq",
+                faq_id: None,
+                text: questions[c.representative].clone(),
+                count: c.members.len() as i64,
+                examples,
+            })?;
+        }
+        Ok(self.store.proposals("pending")?.into_iter().filter(|p| p.kind == "new_faq").collect())
+    }
+
+    /// Approves a proposal: a learned phrasing joins its FAQ; a mined gap
+    /// becomes the FAQ `faq_id` written by the operator (`entry`).
+    pub fn approve(&self, id: i64, faq_id: Option<&str>, entry: Option<FaqInput>) -> Result<KbSummary, ServiceError> {
+        let p = self.store.proposal(id)?;
+        if p.status != "pending" {
+            return Err(ServiceError::Store(StoreError::Conflict(format!("proposal {id} was already decided"))));
+        }
+        let summary = match (p.kind.as_str(), p.faq_id.as_deref(), faq_id, entry) {
+            ("similar", Some(target), _, _) => self.add_similar(target, &p.text)?,
+            ("new_faq", _, Some(new_id), Some(entry)) => self.edit_faq(new_id, Some(entry))?,
+            _ => {
+                return Err(ServiceError::Invalid(
+                    "a new-FAQ proposal needs `faq_id` and `entry` (with its answer)".into(),
+                ));
+            }
+        };
+        self.store.decide_proposal(id, "approved")?;
+        Ok(summary)
+    }
+
+    pub fn dismiss(&self, id: i64) -> Result<(), ServiceError> {
+        Ok(self.store.decide_proposal(id, "dismissed")?)
     }
 
     pub fn agent_message(&self, conversation_id: &str, text: &str) -> Result<Message, ServiceError> {

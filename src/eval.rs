@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::decision::Calibration;
 use crate::index::Filter;
-use crate::kb::Problem;
+use crate::kb::{KnowledgeBase, Problem};
 use crate::retrieval::{Candidate, Features, Fusion, Mode, RetrievalError, Retriever};
 
 /// One labelled query. `kind` is `pos` (gold FAQs given), `oos_in` (in
@@ -339,4 +339,18 @@ pub fn fit_decision(samples: &[DecisionSample], target: f64, clarify_hit_rate: f
         }
     }
     (calibration, answer, clarify.min(answer))
+}
+
+/// The knowledge base as if operators had approved each query of `learned`
+/// as a similar phrasing of its (first) gold FAQ: the learning loop,
+/// simulated on a labelled set.
+pub fn with_learned_phrasings(kb: &KnowledgeBase, learned: &[EvalQuery]) -> KnowledgeBase {
+    let mut out = kb.clone();
+    for q in learned.iter().filter(|q| q.is_pos()) {
+        if let Some(faq) = out.faqs.iter_mut().find(|f| f.id == q.gold[0]) {
+            faq.similar.push(q.query.clone());
+        }
+    }
+    out.content_hash = format!("{}+learned{}", kb.content_hash, learned.len());
+    out
 }

@@ -11,6 +11,7 @@ pub mod decision;
 pub mod embed;
 pub mod engine;
 pub mod eval;
+pub mod gaps;
 pub mod index;
 pub mod kb;
 pub mod retrieval;

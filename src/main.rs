@@ -68,6 +68,10 @@ enum Command {
         /// Print one JSON array of reports instead of text.
         #[arg(long)]
         json: bool,
+        /// Simulate the learning loop: approve half of the pos queries as similar
+        /// phrasings and compare recall before and after, on both halves.
+        #[arg(long)]
+        learn: bool,
     },
     /// Fit the hybrid fusion weights on labelled sets (see `--data`).
     Fit {
@@ -204,7 +208,32 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Command::Eval { queries, mode, json } => {
+        Command::Eval { queries, learn: true, .. } => {
+            let queries = load_queries(&queries)?;
+            let model = Arc::new(Embedder::load(&config.model_dir, config.embed.cache_size)?);
+            let calibration = config.decision.calibration.clone();
+            let pos: Vec<_> = queries.into_iter().filter(|q| q.is_pos()).collect();
+            let (held_in, held_out): (Vec<_>, Vec<_>) = pos.iter().cloned().enumerate().partition(|(i, _)| i % 2 == 0);
+            let held_in: Vec<_> = held_in.into_iter().map(|(_, q)| q).collect();
+            let held_out: Vec<_> = held_out.into_iter().map(|(_, q)| q).collect();
+            let kb = load_path(&config.kb_dir, &KbOptions { require_answers: false })?;
+            let learned = xiaoer::eval::with_learned_phrasings(&kb, &held_in);
+            println!("learning loop: {} of {} pos queries approved as similar phrasings", held_in.len(), pos.len());
+            println!("  {:<8} {:<22} {:>8} {:>8} {:>8}", "kb", "queries", "R@1", "R@5", "MRR@10");
+            for (name, kb) in [("before", kb), ("after", learned)] {
+                let mut c = config.clone();
+                c.retrieval.mode = Mode::Hybrid;
+                let engine = Engine::with_kb_and_model(c, kb, IndexStorage::InMemory, Some(model.clone()), &|_, _| {})?;
+                for (set, qs) in [("approved (held-in)", &held_in), ("others (held-out)", &held_out)] {
+                    let r = evaluate(&engine.retriever, Mode::Hybrid, qs, &calibration, || {})?;
+                    println!(
+                        "  {name:<8} {set:<22} {:>8.3} {:>8.3} {:>8.3}",
+                        r.recall_at_1, r.recall_at_5, r.mrr_at_10
+                    );
+                }
+            }
+        }
+        Command::Eval { queries, mode, json, .. } => {
             let queries = load_queries(&queries)?;
             let model = match mode.iter().any(|m| *m != Mode::Bm25) {
                 true => Some(Arc::new(Embedder::load(&config.model_dir, config.embed.cache_size)?)),

@@ -33,7 +33,8 @@ use crate::assistant::{AnswerRequest, AnswerResponse, Assistant, Choice, ImportO
 use crate::decision::{Action, Reason};
 use crate::kb::{FaqInput, ImportReport};
 use crate::store::{
-    Conversation, FaqStats, FeedbackRecord, Handoff, Message, Stats, StoredDecision, Suggestion, Transcript, Verdict,
+    Conversation, FaqStats, FeedbackRecord, Handoff, Message, Proposal, Stats, StoredDecision, Suggestion, Transcript,
+    Verdict,
 };
 
 #[derive(Clone)]
@@ -78,12 +79,12 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<
     info(title = "xiaoer 店小二", description = "E-commerce customer-service answers, handoffs and agent drafts."),
     paths(
         answer, handoffs, conversation, suggestions, feedback, agent_message, close, healthz, readyz, kb_get, kb_put,
-        kb_delete, kb_similar, kb_reload, kb_import, rate, stats
+        kb_delete, kb_similar, kb_reload, kb_import, rate, stats, mine_gaps, proposals, approve, dismiss
     ),
     components(schemas(
         AnswerRequest, AnswerResponse, Choice, Action, Reason, ErrorBody, Handoff, Transcript, Conversation, Message,
         StoredDecision, Suggestion, FeedbackRequest, FeedbackRecord, Verdict, AgentMessageRequest, FaqInput, KbSummary,
-        ImportOutcome, ImportReport, SimilarRequest, RatingRequest, Stats, FaqStats
+        ImportOutcome, ImportReport, SimilarRequest, RatingRequest, Stats, FaqStats, Proposal, ApproveRequest
     )),
     modifiers(&ApiKeyScheme)
 )]
@@ -117,6 +118,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/kb/faqs/{id}/similar", post(kb_similar))
         .route("/v1/kb/reload", post(kb_reload))
         .route("/v1/stats", get(stats))
+        .route("/v1/kb/gaps/mine", post(mine_gaps))
+        .route("/v1/kb/proposals", get(proposals))
+        .route("/v1/kb/proposals/{id}/approve", post(approve))
+        .route("/v1/kb/proposals/{id}/dismiss", post(dismiss))
         .route("/v1/kb/import", post(kb_import))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_api_key));
     let widget = Router::new()
@@ -407,6 +412,83 @@ struct Window {
     from: Option<i64>,
     /// Unix seconds, exclusive (default: now).
     to: Option<i64>,
+}
+
+impl Window {
+    /// `[from, to)`, defaulting to the last 7 days.
+    fn bounds(&self) -> Result<(i64, i64), ApiError> {
+        let to = self.to.unwrap_or_else(|| chrono::Utc::now().timestamp() + 1);
+        let from = self.from.unwrap_or(to - 7 * 24 * 3600);
+        if from >= to {
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, "`from` must be before `to`"));
+        }
+        Ok((from, to))
+    }
+}
+
+/// Cluster the window's unanswered questions into new-FAQ proposals.
+#[utoipa::path(post, path = "/v1/kb/gaps/mine", security(("api_key" = [])),
+    params(("from" = Option<i64>, Query), ("to" = Option<i64>, Query)), responses((status = 200, body = Vec<Proposal>)))]
+async fn mine_gaps(
+    State(state): State<AppState>,
+    axum::extract::Query(w): axum::extract::Query<Window>,
+) -> Result<Json<Vec<Proposal>>, ApiError> {
+    let (from, to) = w.bounds()?;
+    Ok(Json(blocking(move || Ok(state.assistant.mine_gaps(from, to)?)).await?))
+}
+
+#[derive(Debug, Deserialize)]
+struct StatusFilter {
+    status: Option<String>,
+}
+
+/// Proposals (default: pending), largest first.
+#[utoipa::path(get, path = "/v1/kb/proposals", security(("api_key" = [])),
+    params(("status" = Option<String>, Query, description = "pending (default), approved or dismissed")),
+    responses((status = 200, body = Vec<Proposal>)))]
+async fn proposals(
+    State(state): State<AppState>,
+    axum::extract::Query(f): axum::extract::Query<StatusFilter>,
+) -> Result<Json<Vec<Proposal>>, ApiError> {
+    let status = f.status.unwrap_or_else(|| "pending".into());
+    if !["pending", "approved", "dismissed"].contains(&status.as_str()) {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "`status` is pending, approved or dismissed"));
+    }
+    Ok(Json(
+        blocking(move || {
+            Ok(state.assistant.store().proposals(&status).map_err(crate::assistant::ServiceError::from)?)
+        })
+        .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveRequest {
+    /// For a new-FAQ proposal: the id of the entry to create …
+    pub faq_id: Option<String>,
+    /// … and the entry itself (the operator writes the answer).
+    pub entry: Option<FaqInput>,
+}
+
+/// Approve a proposal: a learned phrasing joins its FAQ, a mined gap becomes a new FAQ.
+#[utoipa::path(post, path = "/v1/kb/proposals/{id}/approve", security(("api_key" = [])), params(("id" = i64, Path)),
+    request_body = ApproveRequest, responses(
+    (status = 200, body = KbSummary), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn approve(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    ApiJson(req): ApiJson<ApproveRequest>,
+) -> Result<Json<KbSummary>, ApiError> {
+    Ok(Json(blocking(move || Ok(state.assistant.approve(id, req.faq_id.as_deref(), req.entry)?)).await?))
+}
+
+/// Dismiss a proposal.
+#[utoipa::path(post, path = "/v1/kb/proposals/{id}/dismiss", security(("api_key" = [])), params(("id" = i64, Path)),
+    responses((status = 200, description = "dismissed"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn dismiss(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<serde_json::Value>, ApiError> {
+    blocking(move || Ok(state.assistant.dismiss(id)?)).await?;
+    Ok(Json(serde_json::json!({"status": "dismissed"})))
 }
 
 /// Service analytics for a time window.

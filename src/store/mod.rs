@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_init.sql"),
     include_str!("../../migrations/0002_kb_edits.sql"),
     include_str!("../../migrations/0003_ratings.sql"),
+    include_str!("../../migrations/0004_proposals.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -427,6 +428,82 @@ impl Store {
         Ok(out)
     }
 
+    /// Shopper questions in `[from, to)` the bot could not answer: clarify,
+    /// or handoff for lack of a match (not explicit requests or complaints).
+    pub fn unanswered_questions(&self, from: i64, to: i64) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT m.text FROM decisions d JOIN messages m ON m.id = d.message_id
+             WHERE d.created_at >= ?1 AND d.created_at < ?2
+               AND (d.action = 'clarify' OR (d.action = 'handoff' AND d.reason IN ('no_confident_match', 'unresolved')))
+             ORDER BY d.id",
+        )?;
+        Ok(stmt.query_map(params![from, to], |r| r.get(0))?.collect::<Result<_, _>>()?)
+    }
+
+    /// What a suggestion drafted: (FAQ id, draft text, the shopper question it answered).
+    pub fn suggestion_context(&self, id: &str) -> Result<(String, String, Option<String>), StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT s.faq_id, s.text, m.text FROM suggestions s LEFT JOIN messages m ON m.id = s.message_id WHERE s.id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("suggestion {id}")))
+    }
+
+    /// Adds a pending proposal unless the same one is already pending.
+    pub fn add_proposal(&self, p: &NewProposal) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO proposals (kind, faq_id, text, count, examples, status, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6) ON CONFLICT DO NOTHING",
+            params![
+                p.kind,
+                p.faq_id,
+                p.text,
+                p.count,
+                serde_json::to_string(&p.examples).unwrap_or_default(),
+                now_secs()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Proposals with `status`, largest first.
+    pub fn proposals(&self, status: &str) -> Result<Vec<Proposal>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, kind, faq_id, text, count, examples, status, created_at FROM proposals
+             WHERE status = ?1 ORDER BY count DESC, id",
+        )?;
+        Ok(stmt.query_map([status], proposal_row)?.collect::<Result<_, _>>()?)
+    }
+
+    pub fn proposal(&self, id: i64) -> Result<Proposal, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT id, kind, faq_id, text, count, examples, status, created_at FROM proposals WHERE id = ?1",
+                [id],
+                proposal_row,
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("proposal {id}")))
+    }
+
+    /// Marks a pending proposal approved or dismissed.
+    pub fn decide_proposal(&self, id: i64, status: &str) -> Result<(), StoreError> {
+        let changed = self.conn().execute(
+            "UPDATE proposals SET status = ?2, decided_at = ?3 WHERE id = ?1 AND status = 'pending'",
+            params![id, status, now_secs()],
+        )?;
+        if changed == 0 {
+            self.proposal(id)?;
+            return Err(StoreError::Conflict(format!("proposal {id} was already decided")));
+        }
+        Ok(())
+    }
+
     /// Closes a conversation and its open ticket.
     pub fn close(&self, id: &str) -> Result<Conversation, StoreError> {
         let mut conn = self.conn();
@@ -468,6 +545,20 @@ fn conversation(conn: &Connection, id: &str) -> Result<Conversation, StoreError>
     )
     .optional()?
     .ok_or_else(|| StoreError::NotFound(format!("conversation {id}")))
+}
+
+fn proposal_row(r: &rusqlite::Row) -> rusqlite::Result<Proposal> {
+    let examples: String = r.get(5)?;
+    Ok(Proposal {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        faq_id: r.get(2)?,
+        text: r.get(3)?,
+        count: r.get(4)?,
+        examples: serde_json::from_str(&examples).unwrap_or_default(),
+        status: r.get(6)?,
+        created_at: r.get(7)?,
+    })
 }
 
 /// A `messages` row selected as `id, role, text, created_at`.

@@ -158,3 +158,30 @@ pub struct Stats {
     /// Most answered first.
     pub faqs: Vec<FaqStats>,
 }
+
+/// A proposed knowledge-base change waiting for an operator.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Proposal {
+    pub id: i64,
+    /// `new_faq` (mined gap) or `similar` (learned phrasing).
+    pub kind: String,
+    /// The FAQ a `similar` proposal adds to.
+    pub faq_id: Option<String>,
+    /// Representative question, or the phrasing to add.
+    pub text: String,
+    /// How many shopper questions it stands for.
+    pub count: i64,
+    pub examples: Vec<String>,
+    /// `pending`, `approved` or `dismissed`.
+    pub status: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewProposal {
+    pub kind: &'static str,
+    pub faq_id: Option<String>,
+    pub text: String,
+    pub count: i64,
+    pub examples: Vec<String>,
+}
