@@ -17,7 +17,7 @@ use crate::embed::Role;
 use crate::engine::{Engine, IndexStorage};
 use crate::gaps::cluster;
 use crate::index::Filter;
-use crate::kb::{FaqEdit, FaqInput, ImportReport, KbOptions, apply_edits, load_path, parse_csv};
+use crate::kb::{FaqEdit, FaqInput, ImportReport, KbOptions, apply_edits, load_path, parse_csv, parse_jsonl};
 use crate::retrieval::{Candidate, RetrievalError};
 use crate::store::{
     DecisionRecord, Draft, FeedbackRecord, Handoff, Message, NewProposal, Proposal, Store, StoreError, Suggestion,
@@ -190,11 +190,18 @@ impl Assistant {
         self.edit_faq(id, Some(input))
     }
 
-    /// Checks a CSV file; unless `dry_run`, imports its entries: all of
-    /// them, or (with `partial`) the good rows even when others are bad.
-    pub fn import_csv(&self, bytes: &[u8], dry_run: bool, partial: bool) -> Result<ImportOutcome, ServiceError> {
+    /// Checks a CSV or JSON Lines file; unless `dry_run`, imports its entries:
+    /// all of them, or (with `partial`) the good rows even when others are bad.
+    pub fn import(
+        &self,
+        bytes: &[u8],
+        jsonl: bool,
+        dry_run: bool,
+        partial: bool,
+    ) -> Result<ImportOutcome, ServiceError> {
         let engine = self.engine();
-        let report = parse_csv(bytes, engine.retriever.kb());
+        let kb = engine.retriever.kb();
+        let report = if jsonl { parse_jsonl(bytes, kb) } else { parse_csv(bytes, kb) };
         let blocked = !report.problems.is_empty() && !partial;
         if dry_run || blocked || report.entries.is_empty() {
             return Ok(ImportOutcome { imported: 0, report, kb: None });

@@ -114,11 +114,11 @@ enum KbCommand {
     Export {
         #[arg(long)]
         out: PathBuf,
-        /// `toml` (default) or `jsonl`.
+        /// `toml` (default), `jsonl` or `csv`.
         #[arg(long, default_value = "toml")]
         format: String,
     },
-    /// Import a CSV spreadsheet (UTF-8 or GBK) into the stored edits.
+    /// Import a CSV spreadsheet (UTF-8 or GBK) or a `.jsonl` file into the stored edits.
     Import {
         file: PathBuf,
         /// Only list the problems by row.
@@ -316,7 +316,8 @@ fn run(cli: Cli) -> Result<()> {
             let text = match format.as_str() {
                 "toml" => xiaoer::kb::export_toml(&kb)?,
                 "jsonl" => xiaoer::kb::export_jsonl(&kb),
-                other => anyhow::bail!("unknown format {other:?} (toml or jsonl)"),
+                "csv" => xiaoer::kb::export_csv(&kb)?,
+                other => anyhow::bail!("unknown format {other:?} (toml, jsonl or csv)"),
             };
             std::fs::write(&out, text).with_context(|| format!("writing {}", out.display()))?;
             println!("wrote {} FAQ entries to {}", kb.faqs.len(), out.display());
@@ -324,7 +325,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Kb(KbCommand::Import { file, dry_run, partial }) => {
             let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let kb = load_path(&config.kb_dir, &KbOptions::default())?;
-            let report = xiaoer::kb::parse_csv(&bytes, &kb);
+            let report = match file.extension().and_then(|e| e.to_str()) {
+                Some("jsonl" | "ndjson") => xiaoer::kb::parse_jsonl(&bytes, &kb),
+                _ => xiaoer::kb::parse_csv(&bytes, &kb),
+            };
             println!(
                 "{}: {} rows read as {}, {} importable",
                 file.display(),

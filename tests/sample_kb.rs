@@ -60,3 +60,42 @@ fn export_round_trips_through_the_toml_loader() {
     let jsonl = xiaoer::kb::export_jsonl(&kb);
     assert_eq!(jsonl.lines().count(), kb.faqs.len());
 }
+
+#[test]
+fn csv_and_jsonl_exports_import_back_without_problems() {
+    let kb = load_dir(Path::new("knowledge_base"), &KbOptions::default()).unwrap();
+    for (name, report) in [
+        ("csv", xiaoer::kb::parse_csv(xiaoer::kb::export_csv(&kb).unwrap().as_bytes(), &kb)),
+        ("jsonl", xiaoer::kb::parse_jsonl(xiaoer::kb::export_jsonl(&kb).as_bytes(), &kb)),
+    ] {
+        assert!(report.problems.is_empty(), "{name}: {:?}", &report.problems[..report.problems.len().min(3)]);
+        assert_eq!(report.entries.len(), kb.faqs.len(), "{name}");
+        for (edit, faq) in report.entries.iter().zip(&kb.faqs) {
+            let e = edit.entry.as_ref().unwrap();
+            assert_eq!(
+                (&edit.id, &e.question, &e.similar, &e.products),
+                (&faq.id, &faq.question, &faq.similar, &faq.products),
+                "{name}"
+            );
+            assert_eq!(e.answer.get("zh"), faq.answers.get("zh"), "{name}");
+        }
+    }
+}
+
+#[test]
+fn jsonl_import_lists_problems_by_line() {
+    let kb = load_dir(Path::new("knowledge_base"), &KbOptions::default()).unwrap();
+    let text = concat!(
+        "{\"id\":\"gift\",\"question\":\"可以礼品包装吗\",\"answer\":\"暂不提供\"}\n",
+        "{broken\n",
+        "\n",
+        "{\"id\":\"x\",\"question\":\"安热沙能带上飞机吗\",\"answer\":{\"zh\":\"可以\"},\"products\":[\"p-nope\"]}\n",
+        "{\"question\":\"没有编号\",\"answer\":\"有答案\"}\n",
+        "{\"id\":\"gift\",\"question\":\"重复\",\"answer\":\"重复\"}\n",
+    );
+    let r = xiaoer::kb::parse_jsonl(text.as_bytes(), &kb);
+    assert_eq!(r.entries.len(), 1);
+    let lines: Vec<usize> = r.problems.iter().map(|p| p.0).collect();
+    assert_eq!(lines, vec![2, 4, 5, 6], "{:?}", r.problems);
+    assert!(r.problems[1].1.contains("p-nope"));
+}

@@ -368,20 +368,24 @@ struct ImportParams {
     partial: bool,
 }
 
-/// Import a CSV spreadsheet (UTF-8 or GBK). `dry_run` only reports; bad rows
-/// block the whole import unless `partial`.
+/// Import a CSV spreadsheet (UTF-8 or GBK; `text/csv`) or JSON Lines
+/// (`application/x-ndjson`). `dry_run` only reports; bad rows block the whole
+/// import unless `partial`.
 #[utoipa::path(post, path = "/v1/kb/import", security(("api_key" = [])),
     params(("dry_run" = Option<bool>, Query), ("partial" = Option<bool>, Query)),
     request_body(content = String, content_type = "text/csv"), responses((status = 200, body = ImportOutcome)))]
 async fn kb_import(
     State(state): State<AppState>,
     axum::extract::Query(params): axum::extract::Query<ImportParams>,
+    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<ImportOutcome>, ApiError> {
     if body.is_empty() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "empty CSV body"));
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "empty import body"));
     }
-    Ok(Json(blocking(move || Ok(state.assistant.import_csv(&body, params.dry_run, params.partial)?)).await?))
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let jsonl = ["ndjson", "jsonl", "json-lines"].iter().any(|t| content_type.contains(t));
+    Ok(Json(blocking(move || Ok(state.assistant.import(&body, jsonl, params.dry_run, params.partial)?)).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -4,16 +4,16 @@
 //!
 //! Depends on nothing else in the crate.
 
-mod csv_import;
 mod edit;
 mod error;
+mod import;
 mod jsonl;
 mod load;
 mod toml_file;
 mod types;
 
-pub use csv_import::{ImportReport, parse_csv};
 pub use edit::{FaqEdit, FaqInput, apply_edits, export_jsonl, export_toml};
 pub use error::{KbError, Problem};
+pub use import::{ImportReport, export_csv, parse_csv, parse_jsonl};
 pub use load::{KbOptions, load_dir, load_path};
 pub use types::{Faq, KnowledgeBase, Lexicon, Location, Product};

@@ -1,7 +1,8 @@
-//! Spreadsheet import: CSV in UTF-8 or GBK with a header row
-//! 问题, 相似问法 (`|` or newline separated), 答案, 分类, 商品, 生效时间, 失效时间
-//! (optional 编号 / id; English headers accepted too). Every problem is listed
-//! by row; nothing is imported while any row is bad unless asked.
+//! Import and export in the formats operators keep: CSV spreadsheets (UTF-8
+//! or GBK) with a header row 问题, 相似问法 (`|` or newline separated), 答案,
+//! 分类, 商品, 生效时间, 失效时间 (optional 编号 / id, 英文答案; English headers
+//! accepted too), and JSON Lines. Every problem is listed by row (line);
+//! nothing is imported while any row is bad unless asked.
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -101,10 +102,85 @@ pub fn parse_csv(bytes: &[u8], kb: &KnowledgeBase) -> ImportReport {
             report.problems.push((row, format!("same entry as row {first} (id `{id}`)")));
             continue;
         }
-        match input.to_faq(&id, kb, "csv import") {
-            Ok(_) => report.entries.push(FaqEdit { id, entry: Some(input) }),
-            Err(problems) => report.problems.extend(problems.into_iter().map(|p| (row, p))),
-        }
+        check(&mut report, row, id, input, kb);
     }
     report
+}
+
+fn check(report: &mut ImportReport, row: usize, id: String, input: FaqInput, kb: &KnowledgeBase) {
+    match input.to_faq(&id, kb, "import") {
+        Ok(_) => report.entries.push(FaqEdit { id, entry: Some(input) }),
+        Err(problems) => report.problems.extend(problems.into_iter().map(|p| (row, p))),
+    }
+}
+
+/// JSON Lines: `{"id", "question", "answer", …}` a line, `answer` a text or
+/// a table of locale → text (what `xiaoer kb export --format jsonl` writes).
+pub fn parse_jsonl(bytes: &[u8], kb: &KnowledgeBase) -> ImportReport {
+    let mut report = ImportReport { encoding: "UTF-8".into(), ..Default::default() };
+    let Ok(text) = std::str::from_utf8(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)) else {
+        report.problems.push((1, "JSON Lines must be UTF-8".into()));
+        return report;
+    };
+    let mut seen = std::collections::HashMap::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let row = i + 1;
+        report.rows += 1;
+        let mut value: serde_json::Value = match serde_json::from_str(line) {
+            Ok(v) => v,
+            Err(e) => {
+                report.problems.push((row, format!("invalid JSON: {e}")));
+                continue;
+            }
+        };
+        let id = match value.as_object_mut().and_then(|o| o.remove("id")) {
+            Some(serde_json::Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
+            Some(serde_json::Value::Number(n)) => n.to_string(),
+            _ => {
+                report.problems.push((row, "`id` must be a non-empty string or a number".into()));
+                continue;
+            }
+        };
+        if let Some(answer) = value.get_mut("answer")
+            && let serde_json::Value::String(s) = answer
+        {
+            *answer = serde_json::json!({ "zh": s.clone() });
+        }
+        let input: FaqInput = match serde_json::from_value(value) {
+            Ok(v) => v,
+            Err(e) => {
+                report.problems.push((row, e.to_string()));
+                continue;
+            }
+        };
+        if let Some(first) = seen.insert(id.clone(), row) {
+            report.problems.push((row, format!("same id `{id}` as line {first}")));
+            continue;
+        }
+        check(&mut report, row, id, input, kb);
+    }
+    report
+}
+
+/// The whole FAQ set as a CSV spreadsheet with the import's Chinese header.
+pub fn export_csv(kb: &KnowledgeBase) -> Result<String, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(["编号", "问题", "相似问法", "答案", "英文答案", "分类", "商品", "生效时间", "失效时间"])?;
+    for f in &kb.faqs {
+        let e = FaqInput::from_faq(f);
+        let answer = |l: &str| e.answer.get(l).cloned().unwrap_or_default();
+        w.write_record([
+            f.id.as_str(),
+            &e.question,
+            &e.similar.join("|"),
+            &answer("zh"),
+            &answer("en"),
+            &e.category,
+            &e.products.join("|"),
+            e.valid_from.as_deref().unwrap_or(""),
+            e.valid_until.as_deref().unwrap_or(""),
+        ])?;
+    }
+    let bytes = w.into_inner().map_err(|e| e.into_error())?;
+    Ok(String::from_utf8(bytes).expect("written from &str"))
 }
