@@ -473,20 +473,13 @@ impl Store {
     /// Proposals with `status`, largest first.
     pub fn proposals(&self, status: &str) -> Result<Vec<Proposal>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT id, kind, faq_id, text, count, examples, status, created_at FROM proposals
-             WHERE status = ?1 ORDER BY count DESC, id",
-        )?;
+        let mut stmt = conn.prepare(&format!("{PROPOSAL_SELECT} WHERE status = ?1 ORDER BY count DESC, id"))?;
         Ok(stmt.query_map([status], proposal_row)?.collect::<Result<_, _>>()?)
     }
 
     pub fn proposal(&self, id: i64) -> Result<Proposal, StoreError> {
         self.conn()
-            .query_row(
-                "SELECT id, kind, faq_id, text, count, examples, status, created_at FROM proposals WHERE id = ?1",
-                [id],
-                proposal_row,
-            )
+            .query_row(&format!("{PROPOSAL_SELECT} WHERE id = ?1"), [id], proposal_row)
             .optional()?
             .ok_or_else(|| StoreError::NotFound(format!("proposal {id}")))
     }
@@ -546,6 +539,9 @@ fn conversation(conn: &Connection, id: &str) -> Result<Conversation, StoreError>
     .optional()?
     .ok_or_else(|| StoreError::NotFound(format!("conversation {id}")))
 }
+
+/// The columns `proposal_row` reads, in its order.
+const PROPOSAL_SELECT: &str = "SELECT id, kind, faq_id, text, count, examples, status, created_at FROM proposals";
 
 fn proposal_row(r: &rusqlite::Row) -> rusqlite::Result<Proposal> {
     let examples: String = r.get(5)?;
