@@ -79,6 +79,15 @@ async fn shopper_to_agent_walk_survives_restart() {
     let metrics = reqwest::get(format!("{}/metrics", server.url)).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("xiaoer_http_request_duration_seconds_bucket"), "{metrics}");
     assert!(metrics.contains("action=\"handoff\""), "{metrics}");
+    let sample = |name: &str| -> f64 {
+        let line = metrics.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{name}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    // Every distinct question above was embedded in some batched pass.
+    let passes = sample("xiaoer_embedding_pass_seconds_count");
+    assert!(passes >= 5.0, "{metrics}");
+    assert!(sample("xiaoer_embedding_pass_queries_sum") >= passes, "{metrics}");
+    assert!(sample("xiaoer_embedding_pass_seconds_sum") > 0.0, "{metrics}");
     let (status, spec) = server.get("/openapi.json").await;
     assert_eq!(status, StatusCode::OK);
     for path in ["/v1/answer", "/v1/handoffs", "/v1/suggestions/{id}/feedback", "/v1/conversations/{id}/close"] {

@@ -75,3 +75,36 @@ fn query_cache_returns_identical_vectors() {
     let fresh = embedder.embed(&["运费险 怎么理赔"], Role::Query).unwrap();
     assert_eq!(&*a, fresh[0].as_slice());
 }
+
+/// Concurrent queries are batched into shared forward passes; each caller
+/// still gets exactly the vector its text gets alone.
+#[test]
+fn concurrent_queries_are_batched_without_changing_results() {
+    let embedder = Embedder::load(&default_model_dir(), 1).unwrap();
+    let texts = [
+        "七天无理由退货怎么申请？",
+        "跨境商品要交税吗",
+        "發什麼快遞",
+        "Do you ship to Singapore?",
+        "运费险多久到账😊",
+        "ＳＫ－II神仙水孕妇能用吗",
+        "可以开增值税专用发票吗",
+        "订单一直显示已揽收，三天没动了",
+    ];
+    let alone: Vec<Vec<f32>> = texts.iter().map(|t| embedder.embed(&[t], Role::Query).unwrap().remove(0)).collect();
+    let results: Vec<(usize, Vec<f32>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..32)
+            .map(|i| {
+                let embedder = &embedder;
+                s.spawn(move || (i % texts.len(), embedder.embed_query(texts[i % texts.len()]).unwrap().to_vec()))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, v) in results {
+        assert_eq!(v, alone[i], "{}", texts[i]);
+    }
+    let (passes, queries) = embedder.batch_stats();
+    assert_eq!(queries, 32);
+    assert!(passes < 32, "32 concurrent queries ran in {passes} passes: nothing was batched");
+}

@@ -1,5 +1,6 @@
 //! Prometheus metrics: request latency per route and status, decisions by
-//! action. A registry per server (no global state), rendered at `/metrics`.
+//! action, the embedding model's batched passes (duration, queries per
+//! pass). A registry per server (no global state), rendered at `/metrics`.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -24,6 +25,8 @@ pub struct Metrics {
     registry: Registry,
     pub latency: Family<RouteLabels, Histogram>,
     pub decisions: Family<DecisionLabels, Counter>,
+    pub embed_pass_seconds: Histogram,
+    pub embed_pass_queries: Histogram,
 }
 
 fn latency_histogram() -> Histogram {
@@ -38,7 +41,19 @@ impl Metrics {
         let decisions = Family::<DecisionLabels, Counter>::default();
         registry.register("http_request_duration_seconds", "HTTP request latency", latency.clone());
         registry.register("decisions", "Decisions taken on shopper messages", decisions.clone());
-        Metrics { registry, latency, decisions }
+        let embed_pass_seconds = latency_histogram();
+        let embed_pass_queries = Histogram::new(exponential_buckets(1.0, 2.0, 7));
+        registry.register(
+            "embedding_pass_seconds",
+            "Forward passes of the embedding model for shopper queries",
+            embed_pass_seconds.clone(),
+        );
+        registry.register(
+            "embedding_pass_queries",
+            "Queries batched into one forward pass",
+            embed_pass_queries.clone(),
+        );
+        Metrics { registry, latency, decisions, embed_pass_seconds, embed_pass_queries }
     }
 
     pub fn render(&self) -> String {

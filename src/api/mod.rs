@@ -51,10 +51,19 @@ impl AppState {
         let s = &assistant.config().server;
         let per_second = NonZeroU32::new(s.rate_per_second.max(1)).expect("max(1)");
         let burst = NonZeroU32::new(s.rate_burst.max(1)).expect("max(1)");
+        let metrics = Arc::new(Metrics::new());
+        // Reloads keep the same model, so registering once covers them.
+        if let Some(embedder) = assistant.engine().retriever.embedder() {
+            let (seconds, queries) = (metrics.embed_pass_seconds.clone(), metrics.embed_pass_queries.clone());
+            embedder.observe_passes(Box::new(move |n, took| {
+                seconds.observe(took.as_secs_f64());
+                queries.observe(n as f64);
+            }));
+        }
         AppState {
             api_key: api_key.into(),
             limiter: Arc::new(RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst))),
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             events: Events::new(),
             assistant,
         }

@@ -5,25 +5,21 @@
 
 use std::path::Path;
 
-use candle_core::quantized::{GgmlDType, ggml_file::qtensor_from_ggml, gguf_file};
+use candle_core::quantized::{GgmlDType, gguf_file};
 use candle_core::{D, Device, Module, Tensor};
 use candle_nn::LayerNorm;
-use candle_transformers::quantized_nn::Linear;
 use candle_transformers::quantized_var_builder::VarBuilder;
 
 use super::EmbedError;
-
-/// Bytes of one Q4_0 block of 32 weights: f16 scale + 16 nibble bytes.
-const Q4_0_BLOCK_BYTES: usize = 18;
-const Q4_0_BLOCK: usize = 32;
+use super::q4::{Q4_0_BYTES, Q4Linear, QK};
 
 struct Layer {
     /// Q, K and V fused into one `[3·hidden, hidden]` matrix: one matmul instead of three.
-    qkv: Linear,
-    out: Linear,
+    qkv: Q4Linear,
+    out: Q4Linear,
     attn_norm: LayerNorm,
-    up: Linear,
-    down: Linear,
+    up: Q4Linear,
+    down: Q4Linear,
     out_norm: LayerNorm,
 }
 
@@ -71,10 +67,8 @@ impl Bert {
             let b = vb.get(hidden, &format!("{name}.bias"))?.dequantize(&device)?;
             Ok(LayerNorm::new(w, b, eps))
         };
-        let linear = |name: &str, out_dim: usize, in_dim: usize| -> Result<Linear, EmbedError> {
-            let w = vb.get((out_dim, in_dim), &format!("{name}.weight"))?;
-            let b = vb.get(out_dim, &format!("{name}.bias"))?.dequantize(&device)?;
-            Ok(Linear::from_arc(w, Some(b))?)
+        let linear = |name: &str, out_dim: usize, in_dim: usize| -> Result<Q4Linear, EmbedError> {
+            q4_linear(&vb, &[name], out_dim, in_dim, &device)
         };
         let word = vb.get_no_shape("token_embd.weight")?;
         if word.dtype() != GgmlDType::Q4_0 || word.shape().dims().last() != Some(&hidden) {
@@ -85,7 +79,14 @@ impl Bert {
         for i in 0..n_layers {
             let p = format!("blk.{i}");
             layers.push(Layer {
-                qkv: fused_qkv(&vb, &p, hidden, &device)?,
+                // Q, K and V fused into one matrix: one matmul instead of three.
+                qkv: q4_linear(
+                    &vb,
+                    &[&format!("{p}.attn_q"), &format!("{p}.attn_k"), &format!("{p}.attn_v")],
+                    hidden,
+                    hidden,
+                    &device,
+                )?,
                 out: linear(&format!("{p}.attn_output"), hidden, hidden)?,
                 attn_norm: norm(&format!("{p}.attn_output_norm"))?,
                 up: linear(&format!("{p}.ffn_up"), ffn, hidden)?,
@@ -126,7 +127,7 @@ impl Bert {
         let head_dim = h / self.heads;
         let scale = 1.0 / (head_dim as f64).sqrt();
         for layer in &self.layers {
-            let qkv = layer.qkv.forward(&x)?;
+            let qkv = x.apply_op1_no_bwd(&layer.qkv)?;
             let mut contexts = Vec::with_capacity(lens.len());
             let mut start = 0;
             for &len in lens {
@@ -142,9 +143,9 @@ impl Bert {
                 start += len;
             }
             let ctx = if contexts.len() == 1 { contexts.pop().expect("one") } else { Tensor::cat(&contexts, 0)? };
-            let attn = layer.out.forward(&ctx)?;
+            let attn = ctx.apply_op1_no_bwd(&layer.out)?;
             x = layer.attn_norm.forward(&(x + attn)?)?;
-            let ff = layer.down.forward(&layer.up.forward(&x)?.gelu_erf()?)?;
+            let ff = x.apply_op1_no_bwd(&layer.up)?.gelu_erf()?.apply_op1_no_bwd(&layer.down)?;
             x = layer.out_norm.forward(&(x + ff)?)?;
         }
         let mut pooled = Vec::with_capacity(lens.len());
@@ -157,12 +158,12 @@ impl Bert {
     }
 
     fn dequantize_word(&self, id: usize, out: &mut [f32]) -> Result<(), EmbedError> {
-        let row_bytes = self.hidden / Q4_0_BLOCK * Q4_0_BLOCK_BYTES;
+        let row_bytes = self.hidden / QK * Q4_0_BYTES;
         let row = self
             .word_q4
             .get(id * row_bytes..(id + 1) * row_bytes)
             .ok_or_else(|| EmbedError::Model(format!("token id {id} outside the vocabulary")))?;
-        for (block, dst) in row.chunks_exact(Q4_0_BLOCK_BYTES).zip(out.chunks_exact_mut(Q4_0_BLOCK)) {
+        for (block, dst) in row.chunks_exact(Q4_0_BYTES).zip(out.chunks_exact_mut(QK)) {
             let d = half::f16::from_le_bytes([block[0], block[1]]).to_f32();
             for (j, &b) in block[2..].iter().enumerate() {
                 dst[j] = ((b & 0x0F) as f32 - 8.0) * d;
@@ -173,18 +174,24 @@ impl Bert {
     }
 }
 
-/// Concatenates the Q, K and V weight rows (Q4_0 rows are independent) and biases.
-fn fused_qkv(vb: &VarBuilder, prefix: &str, hidden: usize, device: &Device) -> Result<Linear, EmbedError> {
+/// One Q4_0 linear layer from the named weight matrices stacked row-wise
+/// (Q4_0 rows are independent) and their biases concatenated.
+fn q4_linear(
+    vb: &VarBuilder,
+    names: &[&str],
+    out_dim: usize,
+    in_dim: usize,
+    device: &Device,
+) -> Result<Q4Linear, EmbedError> {
     let mut bytes = Vec::new();
-    let mut biases = Vec::with_capacity(3);
-    for part in ["attn_q", "attn_k", "attn_v"] {
-        let w = vb.get((hidden, hidden), &format!("{prefix}.{part}.weight"))?;
+    let mut bias = Vec::with_capacity(names.len() * out_dim);
+    for name in names {
+        let w = vb.get((out_dim, in_dim), &format!("{name}.weight"))?;
         if w.dtype() != GgmlDType::Q4_0 {
-            return Err(EmbedError::Model(format!("{prefix}.{part}.weight must be Q4_0")));
+            return Err(EmbedError::Model(format!("{name}.weight must be Q4_0")));
         }
         bytes.extend_from_slice(&w.data()?);
-        biases.push(vb.get(hidden, &format!("{prefix}.{part}.bias"))?.dequantize(device)?);
+        bias.extend(vb.get(out_dim, &format!("{name}.bias"))?.dequantize(device)?.to_vec1::<f32>()?);
     }
-    let w = qtensor_from_ggml(GgmlDType::Q4_0, &bytes, vec![3 * hidden, hidden], device)?;
-    Ok(Linear::from_arc(std::sync::Arc::new(w), Some(Tensor::cat(&biases, 0)?))?)
+    Q4Linear::new(&bytes, names.len() * out_dim, in_dim, bias).map_err(EmbedError::Model)
 }

@@ -7,16 +7,18 @@
 //! at run time. Depends on nothing else in the crate.
 
 mod bert;
+mod q4;
+mod unigram;
+pub use unigram::{E5Tokenizer, load_tokenizer};
 pub mod convert;
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 
 use lru::LruCache;
 use serde::{Deserialize, Serialize};
-use tokenizers::Tokenizer;
 
 use bert::Bert;
 
@@ -65,7 +67,7 @@ const TOKENS_PER_PASS: usize = 2048;
 
 pub struct Embedder {
     bert: Bert,
-    tokenizer: Tokenizer,
+    tokenizer: E5Tokenizer,
     manifest: Manifest,
     bos: u32,
     eos: u32,
@@ -75,6 +77,52 @@ pub struct Embedder {
     special_as_text: HashMap<u32, Vec<u32>>,
     /// Query text → embedding.
     cache: Mutex<LruCache<String, Arc<[f32]>>>,
+    batcher: Batcher,
+    /// Told (queries, duration) after every batched forward pass (metrics;
+    /// one per server sharing the model).
+    pass_observers: RwLock<Vec<PassObserver>>,
+}
+
+pub type PassObserver = Box<dyn Fn(usize, std::time::Duration) + Send + Sync>;
+
+/// Queries that arrive while the model is busy run together in its next
+/// forward pass: one packed batch shares the per-pass costs (thread-pool
+/// hand-offs, candle's per-op overhead) instead of queueing one by one. No
+/// thread of its own: whichever waiting caller finds the model idle runs the
+/// batch for everyone (leader/follower), so an idle service adds no latency.
+#[derive(Default)]
+struct Batcher {
+    state: Mutex<BatchState>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct BatchState {
+    next_id: u64,
+    waiting: Vec<(u64, String)>,
+    running: bool,
+    done: HashMap<u64, Result<Arc<[f32]>, String>>,
+    /// Forward passes run and queries they carried, for [`Embedder::batch_stats`].
+    passes: u64,
+    queries: u64,
+}
+
+/// Queries per batched forward pass.
+const MAX_BATCH: usize = 32;
+
+/// Clears `running` even if the forward pass panics, so the next waiting
+/// caller takes over instead of waiting forever.
+struct RunningGuard<'a>(&'a Batcher);
+
+impl Drop for RunningGuard<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.state).running = false;
+        self.0.wake.notify_all();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Embedder {
@@ -91,8 +139,7 @@ impl Embedder {
         if manifest.pooling != "mean" {
             return Err(EmbedError::Model(format!("unsupported pooling `{}`", manifest.pooling)));
         }
-        let mut tokenizer =
-            Tokenizer::from_file(dir.join(&manifest.tokenizer)).map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+        let mut tokenizer = unigram::load_tokenizer(&dir.join(&manifest.tokenizer)).map_err(EmbedError::Tokenizer)?;
         // User text must not be able to inject <s>, </s> or <mask>: the added
         // vocabulary does not match them (and `special_as_text` undoes the
         // unigram model's own matches).
@@ -119,7 +166,17 @@ impl Embedder {
             return Err(EmbedError::Model("tokenizer vocabulary larger than the model's".into()));
         }
         let cache = Mutex::new(LruCache::new(NonZeroUsize::new(cache_size.max(1)).expect("max(1)")));
-        Ok(Embedder { bert, tokenizer, manifest, bos, eos, special_as_text, cache })
+        Ok(Embedder {
+            bert,
+            tokenizer,
+            manifest,
+            bos,
+            eos,
+            special_as_text,
+            cache,
+            batcher: Batcher::default(),
+            pass_observers: RwLock::default(),
+        })
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -207,17 +264,68 @@ impl Embedder {
         Ok(sums)
     }
 
-    /// One query's embedding, served from the LRU cache when seen before.
-    /// The key is the text with whitespace runs collapsed, which is also what
-    /// gets embedded, so the cache never changes a result.
+    /// One query's embedding, served from the LRU cache when seen before,
+    /// otherwise batched with concurrent callers (see [`Batcher`]). The key
+    /// is the text with whitespace runs collapsed, which is also what gets
+    /// embedded, so neither the cache nor batching changes a result.
     pub fn embed_query(&self, text: &str) -> Result<Arc<[f32]>, EmbedError> {
         let key = text.split_whitespace().collect::<Vec<_>>().join(" ");
-        if let Some(v) = self.cache.lock().expect("cache lock").get(&key) {
+        if let Some(v) = lock(&self.cache).get(&key) {
             return Ok(v.clone());
         }
-        let v: Arc<[f32]> = self.embed(&[key.as_str()], Role::Query)?.pop().expect("one text").into();
-        self.cache.lock().expect("cache lock").put(key, v.clone());
+        let v = self.embed_batched(key.clone())?;
+        lock(&self.cache).put(key, v.clone());
         Ok(v)
+    }
+
+    /// Adds a function told (queries, duration) after each batched query pass.
+    pub fn observe_passes(&self, observer: PassObserver) {
+        self.pass_observers.write().unwrap_or_else(|poisoned| poisoned.into_inner()).push(observer);
+    }
+
+    /// (forward passes, queries) run through the query batcher so far.
+    pub fn batch_stats(&self) -> (u64, u64) {
+        let state = lock(&self.batcher.state);
+        (state.passes, state.queries)
+    }
+
+    fn embed_batched(&self, text: String) -> Result<Arc<[f32]>, EmbedError> {
+        let mut state = lock(&self.batcher.state);
+        let id = state.next_id;
+        state.next_id += 1;
+        state.waiting.push((id, text));
+        loop {
+            if let Some(result) = state.done.remove(&id) {
+                return result.map_err(EmbedError::Model);
+            }
+            if state.running {
+                state = self.batcher.wake.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
+                continue;
+            }
+            state.running = true;
+            let take = state.waiting.len().min(MAX_BATCH);
+            let batch: Vec<(u64, String)> = state.waiting.drain(..take).collect();
+            state.passes += 1;
+            state.queries += take as u64;
+            drop(state);
+            let guard = RunningGuard(&self.batcher);
+            let texts: Vec<&str> = batch.iter().map(|(_, t)| t.as_str()).collect();
+            let started = std::time::Instant::now();
+            let vectors = self.embed(&texts, Role::Query);
+            for observe in self.pass_observers.read().unwrap_or_else(|poisoned| poisoned.into_inner()).iter() {
+                observe(batch.len(), started.elapsed());
+            }
+            state = lock(&self.batcher.state);
+            match vectors {
+                Ok(vectors) => {
+                    state.done.extend(batch.iter().map(|(id, _)| *id).zip(vectors.into_iter().map(|v| Ok(v.into()))))
+                }
+                Err(e) => state.done.extend(batch.iter().map(|(id, _)| (*id, Err(e.to_string())))),
+            }
+            drop(state);
+            drop(guard);
+            state = lock(&self.batcher.state);
+        }
     }
 }
 
