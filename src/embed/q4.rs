@@ -17,6 +17,14 @@ pub(super) const Q4_0_BYTES: usize = 18;
 /// Output rows computed together.
 const ROWS: usize = 8;
 
+/// What the workers apply to each output after the bias.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    Identity,
+    /// GELU with the exact erf (the feed-forward layer's), see `gelu.rs`.
+    Gelu,
+}
+
 pub struct Q4Linear {
     out_dim: usize,
     in_dim: usize,
@@ -25,11 +33,18 @@ pub struct Q4Linear {
     /// `[row group][block][row in group]` block scales.
     scales: Vec<f32>,
     bias: Vec<f32>,
+    activation: Activation,
 }
 
 impl Q4Linear {
     /// From GGUF Q4_0 bytes of a row-major `[out_dim, in_dim]` matrix.
-    pub fn new(q4_0: &[u8], out_dim: usize, in_dim: usize, bias: Vec<f32>) -> Result<Q4Linear, String> {
+    pub fn new(
+        q4_0: &[u8],
+        out_dim: usize,
+        in_dim: usize,
+        bias: Vec<f32>,
+        activation: Activation,
+    ) -> Result<Q4Linear, String> {
         let blocks = in_dim / QK;
         if !in_dim.is_multiple_of(QK) || !out_dim.is_multiple_of(ROWS) || bias.len() != out_dim {
             return Err(format!("Q4_0 linear {out_dim}×{in_dim}: dimensions must be multiples of {QK} and {ROWS}"));
@@ -52,13 +67,17 @@ impl Q4Linear {
                 }
             }
         }
-        Ok(Q4Linear { out_dim, in_dim, weights, scales, bias })
+        Ok(Q4Linear { out_dim, in_dim, weights, scales, bias, activation })
     }
 
-    /// `x` is `[tokens, in_dim]`; returns `[tokens, out_dim]` = x·Wᵀ + bias.
+    /// `x` is `[tokens, in_dim]`; returns `[tokens, out_dim]` = act(x·Wᵀ + bias).
     /// Both steps (quantising the activations, the matmul) are split across
     /// candle's CPU pool.
     pub fn forward(&self, x: &[f32]) -> Vec<f32> {
+        self.forward_with(x, Kernel::detect())
+    }
+
+    fn forward_with(&self, x: &[f32], kernel: Kernel) -> Vec<f32> {
         let tokens = x.len() / self.in_dim;
         let blocks = self.in_dim / QK;
         let pool = candle_core::utils::barrier_pool();
@@ -73,7 +92,6 @@ impl Q4Linear {
         });
         let mut y = vec![0f32; tokens * self.out_dim];
         let out = Disjoint(y.as_mut_ptr());
-        let simd = has_avx2();
         pool.execute_chunked(self.out_dim / ROWS, |range| {
             for g in range {
                 let w = &self.weights[g * blocks * ROWS * QK..][..blocks * ROWS * QK];
@@ -81,7 +99,7 @@ impl Q4Linear {
                 let bias = &self.bias[g * ROWS..][..ROWS];
                 for t in 0..tokens {
                     let mut rows = [0f32; ROWS];
-                    dot_rows(w, d, &acts[t * blocks..][..blocks], &mut rows, simd);
+                    dot_rows(kernel, w, d, &acts[t * blocks..][..blocks], &mut rows);
                     // SAFETY: row group `g` of token `t` belongs to this worker alone.
                     let dst = unsafe { out.slice(t * self.out_dim + g * ROWS, ROWS) };
                     for ((o, v), b) in dst.iter_mut().zip(rows).zip(bias) {
@@ -90,6 +108,16 @@ impl Q4Linear {
                 }
             }
         });
+        if self.activation == Activation::Gelu {
+            // A pass of its own over whole rows: contiguous, so it vectorises.
+            let out = Disjoint(y.as_mut_ptr());
+            pool.execute_chunked(tokens, |range| {
+                // SAFETY: each token's row is handed to exactly one worker.
+                super::gelu::gelu_in_place(unsafe {
+                    out.slice(range.start * self.out_dim, range.len() * self.out_dim)
+                });
+            });
+        }
         y
     }
 }
@@ -123,79 +151,126 @@ impl Q8Block {
         let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
         let scale = amax / 127.0;
         let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
-        let q = x.map(|v| (v * inv).round().clamp(-128.0, 127.0) as i8);
+        // Round half to even, as the reference engine's `lrintf` (and one instruction).
+        let q = x.map(|v| (v * inv).round_ties_even().clamp(-128.0, 127.0) as i8);
         let sum: i32 = q.iter().map(|&v| v as i32).sum();
         Q8Block { q, scale, scaled_sum: scale * sum as f32 }
     }
 }
 
-/// Eight output rows of one token (without bias):
-/// Σ_blocks d_w·d_a·(Σ w·a − 8·Σ a). `simd` must come from [`has_avx2`].
-fn dot_rows(w: &[u8], d: &[f32], acts: &[Q8Block], out: &mut [f32; ROWS], simd: bool) {
-    #[cfg(target_arch = "x86_64")]
-    if simd {
-        // SAFETY: the CPU has AVX2 and FMA (`has_avx2`).
-        unsafe { avx2::dot_rows(w, d, acts, out) };
-        return;
+/// The dot-product kernels this CPU can run, best first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kernel {
+    /// AVX-512 VNNI on 256-bit vectors: one `vpdpbusd` per 32 multiply-adds
+    /// (Zen 4, Ice Lake and later).
+    Vnni,
+    /// AVX2: `vpmaddubsw` + `vpmaddwd` (the build's baseline, x86-64-v3).
+    Avx2,
+    Portable,
+}
+
+impl Kernel {
+    fn detect() -> Kernel {
+        Kernel::available()[0]
     }
-    *out = [0.0; ROWS];
-    for (b, a) in acts.iter().enumerate() {
-        for (r, o) in out.iter_mut().enumerate() {
-            let wb = &w[(b * ROWS + r) * QK..][..QK];
-            let dot: i32 = wb.iter().zip(&a.q).map(|(&w, &a)| w as i32 * a as i32).sum();
-            *o += d[b * ROWS + r] * (a.scale * dot as f32 - 8.0 * a.scaled_sum);
+
+    fn available() -> Vec<Kernel> {
+        let mut kernels = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            if has!("avx2") && has!("fma") {
+                if has!("avx512vnni") && has!("avx512vl") {
+                    kernels.push(Kernel::Vnni);
+                }
+                kernels.push(Kernel::Avx2);
+            }
+        }
+        kernels.push(Kernel::Portable);
+        kernels
+    }
+}
+
+/// Eight output rows of one token (without bias):
+/// Σ_blocks d_w·d_a·(Σ w·a − 8·Σ a). `kernel` must come from [`Kernel::available`].
+fn dot_rows(kernel: Kernel, w: &[u8], d: &[f32], acts: &[Q8Block], out: &mut [f32; ROWS]) {
+    match kernel {
+        // SAFETY: `Kernel::available` checked the CPU features each needs.
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Vnni => unsafe { simd::dot_rows_vnni(w, d, acts, out) },
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => unsafe { simd::dot_rows_avx2(w, d, acts, out) },
+        _ => {
+            *out = [0.0; ROWS];
+            for (b, a) in acts.iter().enumerate() {
+                for (r, o) in out.iter_mut().enumerate() {
+                    let wb = &w[(b * ROWS + r) * QK..][..QK];
+                    let dot: i32 = wb.iter().zip(&a.q).map(|(&w, &a)| w as i32 * a as i32).sum();
+                    *o += d[b * ROWS + r] * (a.scale * dot as f32 - 8.0 * a.scaled_sum);
+                }
+            }
         }
     }
 }
 
-fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
-    #[cfg(not(target_arch = "x86_64"))]
-    false
-}
-
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
+mod simd {
     use std::arch::x86_64::*;
 
     use super::{Q8Block, QK, ROWS};
 
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) fn dot_rows(w: &[u8], d: &[f32], acts: &[Q8Block], out: &mut [f32; ROWS]) {
-        let blocks = acts.len();
-        assert!(w.len() >= blocks * ROWS * QK && d.len() >= blocks * ROWS);
-        // SAFETY: every load below reads within the slices bounded above.
-        unsafe {
-            let ones = _mm256_set1_epi16(1);
-            let mut acc = [_mm256_setzero_ps(); ROWS];
-            let mut corr = _mm256_setzero_ps();
-            for (b, a) in acts.iter().enumerate() {
-                let av = _mm256_loadu_si256(a.q.as_ptr() as *const __m256i);
-                let dw = _mm256_loadu_ps(d.as_ptr().add(b * ROWS));
-                let scale = _mm256_mul_ps(dw, _mm256_set1_ps(a.scale));
-                corr = _mm256_fmadd_ps(dw, _mm256_set1_ps(a.scaled_sum), corr);
-                let wb = w.as_ptr().add(b * ROWS * QK);
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    let wv = _mm256_loadu_si256(wb.add(r * QK) as *const __m256i);
-                    let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(wv, av), ones);
-                    let s = _mm256_permutevar8x32_ps(scale, _mm256_set1_epi32(r as i32));
-                    *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), s, *acc);
+    /// One kernel per instruction set: the same loop, with `$dot` giving the
+    /// eight i32 partial sums of 32 unsigned weight × signed activation bytes.
+    macro_rules! dot_rows_kernel {
+        ($name:ident, $features:literal, |$wv:ident, $av:ident| $dot:expr) => {
+            #[target_feature(enable = $features)]
+            pub(super) fn $name(w: &[u8], d: &[f32], acts: &[Q8Block], out: &mut [f32; ROWS]) {
+                let blocks = acts.len();
+                assert!(w.len() >= blocks * ROWS * QK && d.len() >= blocks * ROWS);
+                // SAFETY: every load below reads within the slices bounded above.
+                unsafe {
+                    let mut acc = [_mm256_setzero_ps(); ROWS];
+                    let mut corr = _mm256_setzero_ps();
+                    for (b, a) in acts.iter().enumerate() {
+                        let $av = _mm256_loadu_si256(a.q.as_ptr() as *const __m256i);
+                        let dw = _mm256_loadu_ps(d.as_ptr().add(b * ROWS));
+                        let scale = _mm256_mul_ps(dw, _mm256_set1_ps(a.scale));
+                        corr = _mm256_fmadd_ps(dw, _mm256_set1_ps(a.scaled_sum), corr);
+                        let wb = w.as_ptr().add(b * ROWS * QK);
+                        for (r, acc) in acc.iter_mut().enumerate() {
+                            let $wv = _mm256_loadu_si256(wb.add(r * QK) as *const __m256i);
+                            let dot = $dot;
+                            let s = _mm256_permutevar8x32_ps(scale, _mm256_set1_epi32(r as i32));
+                            *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), s, *acc);
+                        }
+                    }
+                    // Horizontal sums of the eight accumulators, in row order.
+                    let h01 = _mm256_hadd_ps(acc[0], acc[1]);
+                    let h23 = _mm256_hadd_ps(acc[2], acc[3]);
+                    let h45 = _mm256_hadd_ps(acc[4], acc[5]);
+                    let h67 = _mm256_hadd_ps(acc[6], acc[7]);
+                    let h0123 = _mm256_hadd_ps(h01, h23);
+                    let h4567 = _mm256_hadd_ps(h45, h67);
+                    let sums = _mm256_add_ps(
+                        _mm256_permute2f128_ps(h0123, h4567, 0x20),
+                        _mm256_permute2f128_ps(h0123, h4567, 0x31),
+                    );
+                    let res = _mm256_fnmadd_ps(_mm256_set1_ps(8.0), corr, sums);
+                    _mm256_storeu_ps(out.as_mut_ptr(), res);
                 }
             }
-            // Horizontal sums of the eight accumulators, in row order.
-            let h01 = _mm256_hadd_ps(acc[0], acc[1]);
-            let h23 = _mm256_hadd_ps(acc[2], acc[3]);
-            let h45 = _mm256_hadd_ps(acc[4], acc[5]);
-            let h67 = _mm256_hadd_ps(acc[6], acc[7]);
-            let h0123 = _mm256_hadd_ps(h01, h23);
-            let h4567 = _mm256_hadd_ps(h45, h67);
-            let sums =
-                _mm256_add_ps(_mm256_permute2f128_ps(h0123, h4567, 0x20), _mm256_permute2f128_ps(h0123, h4567, 0x31));
-            let res = _mm256_fnmadd_ps(_mm256_set1_ps(8.0), corr, sums);
-            _mm256_storeu_ps(out.as_mut_ptr(), res);
-        }
+        };
     }
+
+    dot_rows_kernel!(dot_rows_avx2, "avx2,fma", |wv, av| _mm256_madd_epi16(
+        _mm256_maddubs_epi16(wv, av),
+        _mm256_set1_epi16(1)
+    ));
+    dot_rows_kernel!(dot_rows_vnni, "avx2,fma,avx512vnni,avx512vl", |wv, av| _mm256_dpbusd_epi32(
+        _mm256_setzero_si256(),
+        wv,
+        av
+    ));
 }
 
 impl CustomOp1 for Q4Linear {
@@ -225,7 +300,7 @@ impl CustomOp1 for Q4Linear {
 mod tests {
     use super::*;
 
-    /// The kernel against a plain f32 matmul of the dequantised weights.
+    /// The kernels against a plain f32 matmul of the dequantised weights.
     #[test]
     fn matches_dequantised_matmul() {
         let (out_dim, in_dim, tokens) = (16, 64, 3);
@@ -247,7 +322,7 @@ mod tests {
         }
         let bias: Vec<f32> = (0..out_dim).map(|i| i as f32 * 0.1).collect();
         let x: Vec<f32> = (0..tokens * in_dim).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
-        let layer = Q4Linear::new(&q4, out_dim, in_dim, bias.clone()).expect("layer");
+        let layer = Q4Linear::new(&q4, out_dim, in_dim, bias.clone(), Activation::Identity).expect("layer");
         let y = layer.forward(&x);
         for t in 0..tokens {
             for o in 0..out_dim {
@@ -260,7 +335,7 @@ mod tests {
 
     #[test]
     fn rejects_mismatched_shapes() {
-        assert!(Q4Linear::new(&[0; 18], 8, 33, vec![0.0; 8]).is_err());
-        assert!(Q4Linear::new(&[0; 18], 8, 32, vec![0.0; 8]).is_err());
+        assert!(Q4Linear::new(&[0; 18], 8, 33, vec![0.0; 8], Activation::Identity).is_err());
+        assert!(Q4Linear::new(&[0; 18], 8, 32, vec![0.0; 8], Activation::Identity).is_err());
     }
 }
