@@ -1,5 +1,8 @@
 //! Phrasing vectors: one embedding per indexed phrasing, in phrasing-ordinal
-//! order, kept in one contiguous matrix for an exact dot-product scan.
+//! order, kept in one contiguous f16 matrix for an exact dot-product scan.
+//! f16 halves the memory (77 MB instead of 154 MB at 100k phrasings) and the
+//! bytes the scan streams, which is what bounds it; the rounding (≤ 2⁻¹¹
+//! per component) moves cosines by ~1e-4, far below what separates answers.
 //!
 //! Persisted as `vectors.bin` in the data directory, keyed per phrasing by a
 //! hash of (model weights, role, text), so a rebuild re-embeds only phrasings
@@ -11,6 +14,8 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 
+use half::f16;
+use half::slice::HalfFloatSliceExt;
 use sha2::{Digest, Sha256};
 
 use crate::embed::{EmbedError, Embedder, Role};
@@ -24,7 +29,7 @@ const EMBED_BATCH: usize = 64;
 pub struct PhrasingVectors {
     dim: usize,
     /// `len × dim`, row `i` is phrasing ordinal `i`, L2-normalised.
-    matrix: Vec<f32>,
+    matrix: Vec<f16>,
 }
 
 fn key(model_sha: &str, role: Role, text: &str) -> u64 {
@@ -67,9 +72,9 @@ impl PhrasingVectors {
             }
             progress((n * EMBED_BATCH + chunk.len()).min(total), total);
         }
-        let mut matrix = Vec::with_capacity(texts.len() * dim);
-        for k in &keys {
-            matrix.extend_from_slice(&stored[k]);
+        let mut matrix = vec![f16::ZERO; texts.len() * dim];
+        for (row, k) in matrix.chunks_exact_mut(dim.max(1)).zip(&keys) {
+            row.convert_from_f32_slice(&stored[k]);
         }
         if let Some(f) = file
             && total > 0
@@ -95,7 +100,7 @@ impl PhrasingVectors {
         let mut best: Vec<(u32, f32)> = Vec::with_capacity(k + 1);
         let mut floor = f32::NEG_INFINITY;
         for (i, row) in self.matrix.chunks_exact(self.dim).enumerate() {
-            let score = dot(row, query);
+            let score = dot_f16(row, query);
             if best.len() == k && score <= floor {
                 continue;
             }
@@ -114,8 +119,9 @@ impl PhrasingVectors {
         best
     }
 
-    pub fn row(&self, ordinal: usize) -> &[f32] {
-        &self.matrix[ordinal * self.dim..(ordinal + 1) * self.dim]
+    /// Cosine similarity of `query` (L2-normalised) with phrasing `ordinal`.
+    pub fn cosine(&self, ordinal: usize, query: &[f32]) -> f32 {
+        dot_f16(&self.matrix[ordinal * self.dim..(ordinal + 1) * self.dim], query)
     }
 }
 
@@ -131,6 +137,33 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
         }
     }
     acc.iter().sum::<f32>() + tail
+}
+
+/// `dot` with the left side stored as f16: eight values per F16C
+/// conversion and FMA where the build targets them (x86-64-v3 does).
+fn dot_f16(a: &[f16], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    #[cfg(all(target_arch = "x86_64", target_feature = "f16c", target_feature = "fma"))]
+    // SAFETY: the build enables F16C, FMA and AVX (cfg above); every load
+    // reads 8 values at `i + 8 <= len` of both slices (equal lengths, asserted).
+    unsafe {
+        use std::arch::x86_64::*;
+        let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut i = 0;
+        while i + 16 <= a.len() {
+            let x0 = _mm256_cvtph_ps(_mm_loadu_si128(a.as_ptr().add(i) as *const __m128i));
+            let x1 = _mm256_cvtph_ps(_mm_loadu_si128(a.as_ptr().add(i + 8) as *const __m128i));
+            acc0 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(b.as_ptr().add(i)), acc0);
+            acc1 = _mm256_fmadd_ps(x1, _mm256_loadu_ps(b.as_ptr().add(i + 8)), acc1);
+            i += 16;
+        }
+        let mut lanes = [0f32; 8];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), _mm256_add_ps(acc0, acc1));
+        let tail: f32 = a[i..].iter().zip(&b[i..]).map(|(x, y)| x.to_f32() * y).sum();
+        lanes.iter().sum::<f32>() + tail
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "f16c", target_feature = "fma")))]
+    a.iter().zip(b).map(|(x, y)| x.to_f32() * y).sum()
 }
 
 fn read_store(path: &Path, dim: usize) -> HashMap<u64, Vec<f32>> {
@@ -166,4 +199,24 @@ fn write_store(path: &Path, dim: usize, vectors: &HashMap<u64, Vec<f32>>) -> std
     }
     w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     fs::rename(tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The SIMD path (whole 16-value steps) and its tail agree with the
+    /// plain f32 dot product of the same stored values.
+    #[test]
+    fn f16_dot_matches_f32_dot() {
+        for len in [384, 100, 7, 0] {
+            let a: Vec<f32> = (0..len).map(|i| ((i * 37 % 101) as f32 - 50.0) / 60.0).collect();
+            let b: Vec<f32> = (0..len).map(|i| ((i * 53 % 89) as f32 - 44.0) / 50.0).collect();
+            let stored: Vec<f16> = a.iter().map(|&x| f16::from_f32(x)).collect();
+            let widened: Vec<f32> = stored.iter().map(|x| x.to_f32()).collect();
+            let (got, want) = (dot_f16(&stored, &b), dot(&widened, &b));
+            assert!((got - want).abs() <= 1e-4 * want.abs().max(1.0), "len {len}: {got} vs {want}");
+            assert!((got - dot(&a, &b)).abs() < 0.05, "len {len}: f16 rounding too large");
+        }
+    }
 }

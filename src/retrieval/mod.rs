@@ -19,7 +19,7 @@ use crate::embed::{EmbedError, Embedder, Role};
 use crate::index::{FaqIndex, Filter, IndexError, PhrasingRef, phrasing_table};
 use crate::kb::{Faq, KnowledgeBase};
 use crate::text::Analyzer;
-use crate::vectors::{PhrasingVectors, dot};
+use crate::vectors::PhrasingVectors;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -222,7 +222,7 @@ impl Retriever {
             // score compares like with like.
             for c in best.values_mut().filter(|c| c.cosine == 0.0) {
                 for ord in self.faq_start[c.faq]..self.faq_start[c.faq + 1] {
-                    let cosine = dot(dense.vectors.row(ord), &query);
+                    let cosine = dense.vectors.cosine(ord, &query);
                     if cosine > c.cosine {
                         c.cosine = cosine;
                         c.phrasing = ord;
