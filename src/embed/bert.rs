@@ -4,7 +4,6 @@
 //! and only attention runs per sequence.
 
 use std::path::Path;
-use std::sync::Mutex;
 
 use candle_core::quantized::{GgmlDType, gguf_file};
 use candle_core::{D, Device, Module, Tensor};
@@ -130,35 +129,19 @@ impl Bert {
         let scale = 1.0 / (head_dim as f64).sqrt();
         for layer in &self.layers {
             let qkv = x.apply_op1_no_bwd(&layer.qkv)?;
-            // Attention is per sequence: a batch's sequences are spread over
-            // candle's pool (ops inside a worker run inline), so the second
-            // core is not idle between the batched matmuls.
-            let mut starts = Vec::with_capacity(lens.len());
-            lens.iter().fold(0, |start, &len| {
-                starts.push(start);
-                start + len
-            });
-            let slots: Vec<Mutex<Option<candle_core::Result<Tensor>>>> =
-                lens.iter().map(|_| Mutex::new(None)).collect();
-            candle_core::utils::barrier_pool().execute_chunked(lens.len(), |range| {
-                for i in range {
-                    let (start, len) = (starts[i], lens[i]);
-                    let attend = || -> candle_core::Result<Tensor> {
-                        let seq = qkv.narrow(0, start, len)?;
-                        let split = |i: usize| -> candle_core::Result<Tensor> {
-                            seq.narrow(1, i * h, h)?.reshape((len, self.heads, head_dim))?.transpose(0, 1)?.contiguous()
-                        };
-                        let (q, k, v) = (split(0)?, split(1)?, split(2)?);
-                        let scores = (q.matmul(&k.t()?)? * scale)?;
-                        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-                        probs.matmul(&v)?.transpose(0, 1)?.reshape((len, h))
-                    };
-                    *slots[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(attend());
-                }
-            });
             let mut contexts = Vec::with_capacity(lens.len());
-            for slot in slots {
-                contexts.push(slot.into_inner().unwrap_or_else(|p| p.into_inner()).expect("every sequence attended")?);
+            let mut start = 0;
+            for &len in lens {
+                let seq = qkv.narrow(0, start, len)?;
+                let split = |i: usize| -> candle_core::Result<Tensor> {
+                    seq.narrow(1, i * h, h)?.reshape((len, self.heads, head_dim))?.transpose(0, 1)?.contiguous()
+                };
+                let (q, k, v) = (split(0)?, split(1)?, split(2)?);
+                let scores = (q.matmul(&k.t()?)? * scale)?;
+                let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+                let ctx = probs.matmul(&v)?.transpose(0, 1)?.reshape((len, h))?;
+                contexts.push(ctx);
+                start += len;
             }
             let ctx = if contexts.len() == 1 { contexts.pop().expect("one") } else { Tensor::cat(&contexts, 0)? };
             let attn = ctx.apply_op1_no_bwd(&layer.out)?;
