@@ -6,7 +6,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 BIN := target/release/xiaoer
 
-.PHONY: run test setup models build index lint bench eval calibrate clean
+.PHONY: run test setup models build index lint bench bench-reference loadtest eval calibrate clean
 
 ## Set everything up and serve the HTTP API on the sample knowledge base.
 run: setup models build
@@ -36,6 +36,14 @@ lint:
 
 bench: setup models
 	$(CARGO) bench
+
+## Query embedding side by side with the reference C engine (docs/BENCHMARKS.md).
+bench-reference: setup models
+	bash scripts/bench-reference.sh
+
+## HTTP load test of POST /v1/answer with wrk, and memory at 100k phrasings.
+loadtest: setup models
+	bash scripts/loadtest/run.sh
 
 eval: build
 	@for d in ant bq xling; do \
