@@ -57,49 +57,47 @@ fn sample_kb() -> KnowledgeBase {
     load_dir(Path::new("knowledge_base"), &KbOptions::default()).expect("sample KB")
 }
 
-fn bm25(c: &mut Criterion) {
+/// `search(…, k)` on the sample KB scaled to each of `SCALES`, cycling
+/// through `QUERIES`; `vary` as in [`scaled_kb`].
+fn search_at_scales(
+    c: &mut Criterion,
+    group: &str,
+    config: &Config,
+    model: Option<Arc<Embedder>>,
+    vary: bool,
+    k: usize,
+) {
     let sample = sample_kb();
-    let mut config = Config::default();
-    config.retrieval.mode = Mode::Bm25;
     let filter = Filter { product_id: None, now: Some(NOW) };
-    let mut group = c.benchmark_group("bm25_top50");
+    let mut group = c.benchmark_group(group);
     for (name, size) in SCALES {
-        let kb = scaled_kb(&sample, size, true);
-        let engine = Engine::with_kb(config.clone(), kb, IndexStorage::InMemory, &|_, _| {}).expect("index");
+        let kb = scaled_kb(&sample, size, vary);
+        let engine = Engine::with_kb_and_model(config.clone(), kb, IndexStorage::InMemory, model.clone(), &|_, _| {})
+            .expect("engine");
         let mut i = 0;
         group.bench_function(BenchmarkId::from_parameter(name), |b| {
             b.iter(|| {
                 i = (i + 1) % QUERIES.len();
-                black_box(engine.retriever.search(QUERIES[i], &filter, 50).expect("search"))
+                black_box(engine.retriever.search(QUERIES[i], &filter, k).expect("search"))
             })
         });
     }
     group.finish();
 }
 
+fn bm25(c: &mut Criterion) {
+    let mut config = Config::default();
+    config.retrieval.mode = Mode::Bm25;
+    search_at_scales(c, "bm25_top50", &config, None, true, 50);
+}
+
 /// Hybrid retrieval of the top 5 with query embeddings served from the cache
 /// (what a repeated question costs), so the figure is the index side alone;
 /// `embedding` benches the model.
 fn hybrid(c: &mut Criterion) {
-    let sample = sample_kb();
     let config = Config { data_dir: std::env::temp_dir().join("xiaoer-bench"), ..Config::default() };
     let model = Arc::new(Embedder::load(&config.model_dir, 64).expect("`make models` first"));
-    let filter = Filter { product_id: None, now: Some(NOW) };
-    let mut group = c.benchmark_group("hybrid_top5_cached_query");
-    for (name, size) in SCALES {
-        let kb = scaled_kb(&sample, size, false);
-        let engine =
-            Engine::with_kb_and_model(config.clone(), kb, IndexStorage::InMemory, Some(model.clone()), &|_, _| {})
-                .expect("engine");
-        let mut i = 0;
-        group.bench_function(BenchmarkId::from_parameter(name), |b| {
-            b.iter(|| {
-                i = (i + 1) % QUERIES.len();
-                black_box(engine.retriever.search(QUERIES[i], &filter, 5).expect("search"))
-            })
-        });
-    }
-    group.finish();
+    search_at_scales(c, "hybrid_top5_cached_query", &config, Some(model), false, 5);
 }
 
 criterion_group!(benches, bm25, hybrid);

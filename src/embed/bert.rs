@@ -79,7 +79,6 @@ impl Bert {
         for i in 0..n_layers {
             let p = format!("blk.{i}");
             layers.push(Layer {
-                // Q, K and V fused into one matrix: one matmul instead of three.
                 qkv: q4_linear(
                     &vb,
                     &[&format!("{p}.attn_q"), &format!("{p}.attn_k"), &format!("{p}.attn_v")],

@@ -103,9 +103,6 @@ struct BatchState {
     waiting: Vec<(u64, String)>,
     running: bool,
     done: HashMap<u64, Result<Arc<[f32]>, String>>,
-    /// Forward passes run and queries they carried, for [`Embedder::batch_stats`].
-    passes: u64,
-    queries: u64,
 }
 
 /// Queries per batched forward pass.
@@ -284,12 +281,6 @@ impl Embedder {
         self.pass_observers.write().unwrap_or_else(|poisoned| poisoned.into_inner()).push(observer);
     }
 
-    /// (forward passes, queries) run through the query batcher so far.
-    pub fn batch_stats(&self) -> (u64, u64) {
-        let state = lock(&self.batcher.state);
-        (state.passes, state.queries)
-    }
-
     fn embed_batched(&self, text: String) -> Result<Arc<[f32]>, EmbedError> {
         let mut state = lock(&self.batcher.state);
         let id = state.next_id;
@@ -306,15 +297,14 @@ impl Embedder {
             state.running = true;
             let take = state.waiting.len().min(MAX_BATCH);
             let batch: Vec<(u64, String)> = state.waiting.drain(..take).collect();
-            state.passes += 1;
-            state.queries += take as u64;
             drop(state);
             let guard = RunningGuard(&self.batcher);
             let texts: Vec<&str> = batch.iter().map(|(_, t)| t.as_str()).collect();
             let started = std::time::Instant::now();
             let vectors = self.embed(&texts, Role::Query);
+            let took = started.elapsed();
             for observe in self.pass_observers.read().unwrap_or_else(|poisoned| poisoned.into_inner()).iter() {
-                observe(batch.len(), started.elapsed());
+                observe(batch.len(), took);
             }
             state = lock(&self.batcher.state);
             match vectors {

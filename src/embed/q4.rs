@@ -170,8 +170,10 @@ enum Kernel {
 }
 
 impl Kernel {
+    /// The best kernel, detected once (every linear layer asks, every pass).
     fn detect() -> Kernel {
-        Kernel::available()[0]
+        static BEST: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
+        *BEST.get_or_init(|| Kernel::available()[0])
     }
 
     fn available() -> Vec<Kernel> {

@@ -54,14 +54,15 @@ impl CompactUnigram {
         };
         let mut min_score = f64::INFINITY;
         for (id, (piece, score)) in vocab.into_iter().enumerate() {
-            if let Some(&other) = model.index.get(&hash(&piece))
+            let key = hash(&piece);
+            if let Some(&other) = model.index.get(&key)
                 && model.piece(other) != piece
             {
                 return Err(format!("pieces {piece:?} and {:?} share a 64-bit hash", model.piece(other)));
             }
             model.arena.push_str(&piece);
             model.ends.push(u32::try_from(model.arena.len()).map_err(|_| "vocabulary over 4 GiB")?);
-            model.index.insert(hash(&piece), id as u32);
+            model.index.insert(key, id as u32);
             model.longest_piece = model.longest_piece.max(piece.len());
             min_score = min_score.min(score);
             model.scores.push(score);
