@@ -43,6 +43,26 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Longest shopper or agent message in characters (default 2000).
     pub max_text_chars: usize,
+    /// Origins whose pages may call the widget routes (`/v1/answer`,
+    /// ratings, the conversation event stream, `widget.js`) from the
+    /// browser. Default `["*"]`: any store site can embed the widget (those
+    /// routes carry no credentials). E.g. `["https://shop.example"]`.
+    pub allowed_origins: Vec<String>,
+    /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For`
+    /// names the real client for rate limiting. Default: none (the peer
+    /// address is the client).
+    pub trusted_proxies: Vec<String>,
+    /// Most clients the rate limiter tracks before it forgets idle ones (default 100000).
+    pub rate_limit_clients: usize,
+    /// Shopper messages and drafts being answered or waiting for the model
+    /// at once; more are refused with 503 and `Retry-After` (default 64).
+    pub max_queued_answers: usize,
+    /// Seconds a read or an answer may take; an answer not recorded by then
+    /// is refused with 503 and changes nothing (default 30).
+    pub request_timeout_secs: u64,
+    /// Seconds to finish in-flight requests after SIGTERM / Ctrl-C before
+    /// exiting anyway (default 10).
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -54,6 +74,12 @@ impl Default for ServerConfig {
             rate_burst: 20,
             max_body_bytes: 64 * 1024,
             max_text_chars: 2000,
+            allowed_origins: vec!["*".into()],
+            trusted_proxies: Vec::new(),
+            rate_limit_clients: 100_000,
+            max_queued_answers: 64,
+            request_timeout_secs: 30,
+            shutdown_grace_secs: 10,
         }
     }
 }

@@ -55,11 +55,16 @@ impl Engine {
         storage: IndexStorage,
         progress: Progress,
     ) -> Result<Engine, EngineError> {
-        let embedder = match config.retrieval.mode {
+        let embedder = Self::model_for(&config)?;
+        Self::with_kb_and_model(config, kb, storage, embedder, progress)
+    }
+
+    /// The embedding model the configured retrieval mode needs (none for BM25).
+    pub fn model_for(config: &Config) -> Result<Option<Arc<Embedder>>, EngineError> {
+        Ok(match config.retrieval.mode {
             Mode::Bm25 => None,
             Mode::Dense | Mode::Hybrid => Some(Arc::new(Embedder::load(&config.model_dir, config.embed.cache_size)?)),
-        };
-        Self::with_kb_and_model(config, kb, storage, embedder, progress)
+        })
     }
 
     /// As [`Engine::with_kb`], sharing an already loaded model.
@@ -90,5 +95,10 @@ impl Engine {
         };
         let retriever = Retriever::new(Arc::new(kb), analyzer, index, dense, config.retrieval.clone())?;
         Ok(Engine { config, retriever })
+    }
+
+    /// PLACEHOLDER until the heal branch lands.
+    pub fn check(&self) -> Result<(), String> {
+        Ok(())
     }
 }

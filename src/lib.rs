@@ -5,7 +5,7 @@
 //! See `ARCHITECTURE.md` for what each module owns and may depend on.
 
 pub mod api;
-pub mod assistant;
+pub mod commands;
 pub mod config;
 pub mod decision;
 pub mod embed;
@@ -15,6 +15,7 @@ pub mod gaps;
 pub mod index;
 pub mod kb;
 pub mod retrieval;
+pub mod service;
 pub mod store;
 pub mod text;
 pub mod vectors;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use common::{assert_error, start};
 use reqwest::StatusCode;
 use serde_json::json;
-use xiaoer::store::Store;
+use xiaoer::store::{Role, Store, Verdict};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shopper_to_agent_walk_survives_restart() {
@@ -103,14 +103,18 @@ async fn shopper_to_agent_walk_survives_restart() {
     let texts: Vec<&str> = t["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
     assert!(texts.contains(&"转人工") && texts.contains(&"已为您登记补发，请留意物流。"), "{texts:?}");
     assert_eq!(t["conversation"]["status"], "handoff");
-    assert_eq!(Store::open(&db).unwrap().feedback(&sid).unwrap().map(|f| f.0), Some("accepted".to_string()));
+    assert_eq!(Store::open(&db).unwrap().feedback(&sid).unwrap().map(|f| f.0), Some(Verdict::Accepted));
 
     // Closing ends the ticket.
     let (status, closed) = server.post(&format!("/v1/conversations/{conv}/close"), json!({})).await;
     assert_eq!((status, closed["status"].as_str()), (StatusCode::OK, Some("closed")));
     let (_, queue) = server.get("/v1/handoffs").await;
     assert!(queue.as_array().unwrap().iter().all(|t| t["conversation_id"] != conv.as_str()));
-    let (status, body) = server.post("/v1/answer", json!({"conversation_id": conv, "text": "还在吗"})).await;
+    // The shopper's next message starts a new conversation, answered by the bot.
+    let next = server.ask(json!({"conversation_id": conv, "text": "七天无理由退货怎么申请？"})).await;
+    assert_ne!(next["conversation_id"], conv.as_str());
+    assert_eq!((next["action"].as_str(), next["faq_id"].as_str()), (Some("answer"), Some("return-7day")));
+    let (status, body) = server.post(&format!("/v1/conversations/{conv}/close"), json!({})).await;
     assert_error(status, &body, StatusCode::CONFLICT);
 }
 
@@ -215,7 +219,7 @@ async fn concurrent_conversations_are_all_stored_and_widget_is_rate_limited() {
     let store = Store::open(&db).unwrap();
     for id in &ids {
         let t = store.transcript(id).unwrap();
-        assert_eq!(t.messages.iter().filter(|m| m.role == "shopper").count(), 1);
+        assert_eq!(t.messages.iter().filter(|m| m.role == Role::Shopper).count(), 1);
         assert_eq!(t.decisions.len(), 1);
     }
     assert_eq!(store.handoffs().unwrap().len(), 4, "every 转人工 opened one ticket");

@@ -15,10 +15,18 @@ async fn stats_follow_a_scripted_day() {
     let a2 = server.ask(json!({"text": "7天无理由怎么退"})).await;
     assert_eq!((a1["action"].as_str(), a2["action"].as_str()), (Some("answer"), Some("answer")), "{a1} {a2}");
     for (a, helpful) in [(&a1, true), (&a2, false)] {
-        let (status, _) =
-            server.post(&format!("/v1/decisions/{}/rating", a["decision_id"]), json!({"helpful": helpful})).await;
+        let body = json!({"conversation_id": a["conversation_id"], "helpful": helpful});
+        let (status, _) = server.post(&format!("/v1/decisions/{}/rating", a["decision_id"]), body).await;
         assert_eq!(status, StatusCode::OK);
     }
+    // Only the conversation's own shopper may rate: another conversation's
+    // id, or none, cannot forge a rating (and ids cannot be probed).
+    let forged = json!({"conversation_id": a2["conversation_id"], "helpful": false});
+    let (status, body) = server.post(&format!("/v1/decisions/{}/rating", a1["decision_id"]), forged).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND);
+    let (status, body) =
+        server.post(&format!("/v1/decisions/{}/rating", a1["decision_id"]), json!({"helpful": false})).await;
+    assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY);
     let clarify = server.ask(json!({"text": "跨境綜合稅怎麼算"})).await;
     assert_eq!(clarify["action"], "clarify");
     let human = server.ask(json!({"text": "转人工"})).await;
@@ -26,11 +34,14 @@ async fn stats_follow_a_scripted_day() {
     assert_eq!(complaint["reason"], "complaint");
 
     // Only answers can be rated; unknown ids are 404.
-    let (status, body) =
-        server.post(&format!("/v1/decisions/{}/rating", complaint["decision_id"]), json!({"helpful": true})).await;
+    let body = json!({"conversation_id": complaint["conversation_id"], "helpful": true});
+    let (status, body) = server.post(&format!("/v1/decisions/{}/rating", complaint["decision_id"]), body).await;
     assert_error(status, &body, StatusCode::CONFLICT);
-    let (status, body) = server.post("/v1/decisions/999999/rating", json!({"helpful": true})).await;
+    let body = json!({"conversation_id": complaint["conversation_id"], "helpful": true});
+    let (status, body) = server.post("/v1/decisions/999999/rating", body).await;
     assert_error(status, &body, StatusCode::NOT_FOUND);
+    let (status, body) = server.post("/v1/decisions/abc/rating", json!({"helpful": true})).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST);
 
     // The agent reviews drafts: one accepted, one edited, one rejected.
     let conv = human["conversation_id"].as_str().unwrap();

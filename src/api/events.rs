@@ -5,16 +5,46 @@
 use serde::Serialize;
 use tokio::sync::broadcast;
 
+use crate::decision::Reason;
 use crate::store::Message;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A new shopper message (agents only).
+    Shopper,
+    /// A ticket opened.
+    Handoff,
+    /// An agent replied.
+    Agent,
+    /// The conversation ended.
+    Closed,
+}
+
+impl EventKind {
+    /// The SSE `event:` name the pages listen for.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::Shopper => "shopper",
+            EventKind::Handoff => "handoff",
+            EventKind::Agent => "agent",
+            EventKind::Closed => "closed",
+        }
+    }
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {
     pub conversation_id: String,
-    /// `shopper` (new shopper message), `handoff` (a ticket opened),
-    /// `agent` (an agent replied) or `closed`.
-    pub kind: &'static str,
+    pub kind: EventKind,
     pub message: Option<Message>,
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
+}
+
+impl Event {
+    pub fn new(conversation_id: impl Into<String>, kind: EventKind) -> Event {
+        Event { conversation_id: conversation_id.into(), kind, message: None, reason: None }
+    }
 }
 
 #[derive(Clone)]

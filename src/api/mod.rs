@@ -1,72 +1,79 @@
 //! HTTP API (axum): the chat widget's answer endpoint, the agents' queue,
-//! transcript, suggestion, feedback and reply endpoints, health, metrics
-//! and the OpenAPI document generated from these handlers.
+//! transcript, suggestion, feedback and reply endpoints, knowledge
+//! operations, health, metrics and the OpenAPI document generated from
+//! these handlers.
 //!
-//! Depends on `assistant` (all logic) and `config`. Blocking work (model
+//! Depends on `service` (all logic) and `config`. Blocking work (model
 //! inference, SQLite) runs on `spawn_blocking`, never on the async runtime.
 
 mod error;
 mod events;
+mod guard;
 mod metrics;
 mod pages;
 
-use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroU32;
+use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, FromRequest, MatchedPath, Path, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{FromRequest, MatchedPath, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::{OpenApi, ToSchema};
 
 pub use error::{ApiError, ErrorBody};
-pub use events::{Event, Events};
+pub use events::{Event, EventKind, Events};
+pub use guard::{ClientLimiter, MAX_HEADER_BYTES, MAX_HEADERS, MAX_URI_BYTES};
 pub use metrics::Metrics;
 
-use crate::assistant::{AnswerRequest, AnswerResponse, Assistant, Choice, ImportOutcome, KbSummary};
 use crate::decision::{Action, Reason};
 use crate::kb::{FaqInput, ImportReport};
+use crate::service::{AnswerRequest, AnswerResponse, Choice, ImportOutcome, KbSummary, ServiceError, Services};
 use crate::store::{
-    Conversation, FaqStats, FeedbackRecord, Handoff, Message, Proposal, Stats, StoredDecision, Suggestion, Transcript,
-    Verdict,
+    Conversation, ConversationStatus, FaqStats, FeedbackRecord, Handoff, Message, Proposal, ProposalKind,
+    ProposalStatus, Role, Stats, StoredDecision, Suggestion, Transcript, Verdict,
 };
 
 #[derive(Clone)]
 pub struct AppState {
-    pub assistant: Arc<Assistant>,
+    pub services: Arc<Services>,
     pub api_key: Arc<str>,
-    limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    limiter: Arc<ClientLimiter>,
+    admission: guard::Admission,
     pub metrics: Arc<Metrics>,
     pub events: Events,
+    /// Cancelled when the server begins to shut down: event streams end.
+    pub shutdown: CancellationToken,
 }
 
 impl AppState {
-    pub fn new(assistant: Arc<Assistant>, api_key: &str) -> AppState {
-        let s = &assistant.config().server;
-        let per_second = NonZeroU32::new(s.rate_per_second.max(1)).expect("max(1)");
-        let burst = NonZeroU32::new(s.rate_burst.max(1)).expect("max(1)");
+    pub fn new(services: Arc<Services>, api_key: &str) -> Result<AppState, String> {
+        let s = &services.config.server;
         let metrics = Arc::new(Metrics::new());
-        // Reloads keep the same model, so registering once covers them.
-        if let Some(embedder) = assistant.engine().retriever.embedder() {
+        // Later engines share the same model, so registering once covers them.
+        if let Some(embedder) = services.knowledge.engine().retriever.embedder() {
             let (seconds, queries) = (metrics.embed_pass_seconds.clone(), metrics.embed_pass_queries.clone());
             embedder.observe_passes(Box::new(move |n, took| {
                 seconds.observe(took.as_secs_f64());
                 queries.observe(n as f64);
             }));
         }
-        AppState {
+        Ok(AppState {
             api_key: api_key.into(),
-            limiter: Arc::new(RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst))),
+            limiter: Arc::new(ClientLimiter::new(s)?),
+            admission: guard::Admission::new(s.max_queued_answers),
             metrics,
             events: Events::new(),
-            assistant,
-        }
+            shutdown: CancellationToken::new(),
+            services,
+        })
     }
 }
 
@@ -91,9 +98,10 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<
         kb_delete, kb_similar, kb_reload, kb_import, rate, stats, mine_gaps, proposals, approve, dismiss
     ),
     components(schemas(
-        AnswerRequest, AnswerResponse, Choice, Action, Reason, ErrorBody, Handoff, Transcript, Conversation, Message,
-        StoredDecision, Suggestion, FeedbackRequest, FeedbackRecord, Verdict, AgentMessageRequest, FaqInput, KbSummary,
-        ImportOutcome, ImportReport, SimilarRequest, RatingRequest, Stats, FaqStats, Proposal, ApproveRequest
+        AnswerRequest, AnswerResponse, Choice, Action, Reason, ErrorBody, Handoff, Transcript, Conversation,
+        ConversationStatus, Message, Role, StoredDecision, Suggestion, FeedbackRequest, FeedbackRecord, Verdict,
+        AgentMessageRequest, FaqInput, KbSummary, ImportOutcome, ImportReport, SimilarRequest, RatingRequest, Stats,
+        FaqStats, Proposal, ProposalKind, ProposalStatus, ApproveRequest
     )),
     modifiers(&ApiKeyScheme)
 )]
@@ -114,7 +122,7 @@ impl utoipa::Modify for ApiKeyScheme {
 }
 
 pub fn router(state: AppState) -> Router {
-    let max_body = state.assistant.config().server.max_body_bytes;
+    let server = &state.services.config.server;
     let agent = Router::new()
         .route("/v1/handoffs", get(handoffs))
         .route("/v1/conversations/{id}", get(conversation))
@@ -122,7 +130,6 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/conversations/{id}/messages", post(agent_message))
         .route("/v1/conversations/{id}/close", post(close))
         .route("/v1/suggestions/{id}/feedback", post(feedback))
-        .route("/v1/agent/events", get(pages::agent_events))
         .route("/v1/kb/faqs/{id}", get(kb_get).put(kb_put).delete(kb_delete))
         .route("/v1/kb/faqs/{id}/similar", post(kb_similar))
         .route("/v1/kb/reload", post(kb_reload))
@@ -132,39 +139,127 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/kb/proposals/{id}/approve", post(approve))
         .route("/v1/kb/proposals/{id}/dismiss", post(dismiss))
         .route("/v1/kb/import", post(kb_import))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_api_key));
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard::require_api_key));
+    let agent_stream = Router::new()
+        .route("/v1/agent/events", get(pages::agent_events))
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard::require_api_key_or_query));
+    // What a store's own site calls from the shopper's browser.
     let widget = Router::new()
         .route("/v1/answer", post(answer))
         .route("/v1/decisions/{id}/rating", post(rate))
-        .route_layer(middleware::from_fn_with_state(state.clone(), rate_limit))
-        .route("/v1/conversations/{id}/events", get(pages::conversation_events));
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard::rate_limit))
+        .route("/v1/conversations/{id}/events", get(pages::conversation_events))
+        .route("/widget.js", get(pages::widget))
+        .layer(cors(&server.allowed_origins));
     Router::new()
         .merge(agent)
+        .merge(agent_stream)
         .merge(widget)
         .merge(pages::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .route("/openapi.json", get(openapi))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
-        .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed") })
+        .fallback(|| async { ApiError::status(StatusCode::NOT_FOUND, "no such route") })
+        // No `method_not_allowed_fallback`: it would replace the widget
+        // routes' CORS-wrapped fallback and refuse preflights; `json_errors`
+        // gives the plain 405 its JSON body.
+        .layer(middleware::from_fn_with_state(state.clone(), guard::read_timeout))
+        .layer(axum::extract::DefaultBodyLimit::max(server.max_body_bytes))
+        .layer(middleware::from_fn(error::json_errors))
+        .layer(middleware::from_fn(guard::request_limits))
         .layer(middleware::from_fn_with_state(state.clone(), track))
-        .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .with_state(state)
 }
 
-/// Binds `addr` and serves until Ctrl-C / SIGTERM.
-pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
+/// Cross-origin access for the widget routes: a store page on its own
+/// domain embeds the widget. `*` in the list allows any origin.
+fn cors(origins: &[String]) -> CorsLayer {
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::CONTENT_TYPE, header::HeaderName::from_static("last-event-id")])
+        .max_age(Duration::from_secs(3600))
+}
+
+/// Serves until `shutdown` completes; then stops accepting, ends the event
+/// streams and lets in-flight requests finish, for at most
+/// `server.shutdown_grace_secs`.
+pub async fn serve(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let token = state.shutdown.clone();
+    let grace = Duration::from_secs(state.services.config.server.shutdown_grace_secs);
+    let limiter = state.limiter.clone();
+    let sweeper = tokio::spawn({
+        let token = token.clone();
+        async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            while token.run_until_cancelled(every.tick()).await.is_some() {
+                limiter.forget_idle();
+            }
+        }
+    });
+    let stop = token.clone();
+    let server = axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                _ = shutdown => {}
+                _ = stop.cancelled() => {}
+            }
+            tracing::info!("shutting down: finishing in-flight requests");
+            stop.cancel();
         })
-        .await
+        .into_future();
+    let result = tokio::select! {
+        r = server => r,
+        _ = async { token.cancelled().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!("requests still in flight after {}s; exiting anyway", grace.as_secs());
+            Ok(())
+        }
+    };
+    sweeper.abort();
+    result
+}
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C).
+pub async fn termination() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
 }
 
 /// Runs blocking work (inference, SQLite) off the async runtime.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f).await?
+}
+
+/// Runs a service call off the async runtime.
+async fn service<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&Services) -> Result<T, ServiceError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let services = state.services.clone();
+    blocking(move || Ok(f(&services)?)).await
 }
 
 async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -177,62 +272,34 @@ async fn track(State(state): State<AppState>, req: Request, next: Next) -> Respo
     response
 }
 
-async fn require_api_key(State(state): State<AppState>, headers: HeaderMap, req: Request, next: Next) -> Response {
-    // EventSource cannot send headers: the agents' event stream takes `?key=`.
-    let query_key =
-        req.uri().query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("key="))).map(str::to_string);
-    let given = query_key.as_deref().or_else(|| {
-        headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
-    });
-    match given {
-        Some(k) if constant_time_eq(k.as_bytes(), state.api_key.as_bytes()) => next.run(req).await,
-        _ => ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong API key (Authorization: Bearer <key>)")
-            .into_response(),
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    if let Some(ip) = ip
-        && state.limiter.check_key(&ip).is_err()
-    {
-        return ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too many messages; please wait a moment").into_response();
-    }
-    next.run(req).await
-}
-
 /// Answer a shopper's message (the chat widget's endpoint; public, rate-limited per client).
 #[utoipa::path(post, path = "/v1/answer", request_body = AnswerRequest, responses(
-    (status = 200, description = "The decision and the reply", body = AnswerResponse),
+    (status = 200, description = "The decision and the reply (a new `conversation_id` when the given one was closed)", body = AnswerResponse),
     (status = 400, description = "Empty or too long text, bad locale, unknown product", body = ErrorBody),
     (status = 404, description = "Unknown conversation", body = ErrorBody),
-    (status = 409, description = "Conversation closed", body = ErrorBody),
     (status = 429, description = "Rate limited", body = ErrorBody),
+    (status = 503, description = "Too many questions at once or too slow; nothing recorded (see Retry-After)", body = ErrorBody),
 ))]
 async fn answer(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<AnswerRequest>,
 ) -> Result<Json<AnswerResponse>, ApiError> {
-    let assistant = state.assistant.clone();
-    let response = blocking(move || Ok(assistant.answer(&req)?)).await?;
+    let permit = state.admission.admit()?;
+    let deadline = Instant::now() + Duration::from_secs(state.services.config.server.request_timeout_secs.max(1));
+    let response = service(&state, move |s| {
+        let _permit = permit;
+        s.turns.answer(&req, deadline)
+    })
+    .await?;
     let labels = metrics::DecisionLabels {
-        action: format!("{:?}", response.action).to_lowercase(),
+        action: response.action.name().to_string(),
         reason: response.reason.name().to_string(),
     };
     state.metrics.decisions.get_or_create(&labels).inc();
     let conversation_id = response.conversation_id.clone();
-    state.events.send(Event { conversation_id: conversation_id.clone(), kind: "shopper", message: None, reason: None });
+    state.events.send(Event::new(conversation_id.clone(), EventKind::Shopper));
     if response.action == Action::Handoff && response.reason != Reason::WaitingForAgent {
-        let reason = Some(response.reason.name().to_string());
-        state.events.send(Event { conversation_id, kind: "handoff", message: None, reason });
+        state.events.send(Event { reason: Some(response.reason), ..Event::new(conversation_id, EventKind::Handoff) });
     }
     Ok(Json(response))
 }
@@ -241,21 +308,29 @@ async fn answer(
 #[utoipa::path(get, path = "/v1/handoffs", security(("api_key" = [])), responses(
     (status = 200, body = Vec<Handoff>), (status = 401, body = ErrorBody)))]
 async fn handoffs(State(state): State<AppState>) -> Result<Json<Vec<Handoff>>, ApiError> {
-    Ok(Json(blocking(move || Ok(state.assistant.handoffs()?)).await?))
+    Ok(Json(service(&state, |s| s.desk.handoffs()).await?))
 }
 
 /// A conversation with its messages and the bot's decisions.
 #[utoipa::path(get, path = "/v1/conversations/{id}", security(("api_key" = [])), params(("id" = String, Path)), responses(
     (status = 200, body = Transcript), (status = 404, body = ErrorBody)))]
 async fn conversation(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Transcript>, ApiError> {
-    Ok(Json(blocking(move || Ok(state.assistant.transcript(&id)?)).await?))
+    Ok(Json(service(&state, move |s| s.desk.transcript(&id)).await?))
 }
 
 /// Draft three replies for the conversation's latest shopper message.
 #[utoipa::path(post, path = "/v1/conversations/{id}/suggestions", security(("api_key" = [])), params(("id" = String, Path)), responses(
-    (status = 200, body = Vec<Suggestion>), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    (status = 200, body = Vec<Suggestion>), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+    (status = 503, body = ErrorBody)))]
 async fn suggestions(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Vec<Suggestion>>, ApiError> {
-    Ok(Json(blocking(move || Ok(state.assistant.suggest(&id)?)).await?))
+    let permit = state.admission.admit()?;
+    Ok(Json(
+        service(&state, move |s| {
+            let _permit = permit;
+            s.desk.suggest(&id)
+        })
+        .await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -276,15 +351,9 @@ async fn feedback(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<FeedbackRequest>,
 ) -> Result<Json<FeedbackRecord>, ApiError> {
-    let assistant = state.assistant.clone();
-    let record = blocking(move || Ok(assistant.feedback(&id, req.verdict, req.text.as_deref())?)).await?;
+    let record = service(&state, move |s| s.desk.feedback(&id, req.verdict, req.text.as_deref())).await?;
     if let Some(m) = &record.message {
-        state.events.send(Event {
-            conversation_id: record.conversation_id.clone(),
-            kind: "agent",
-            message: Some(m.clone()),
-            reason: None,
-        });
+        state.events.send(Event { message: Some(m.clone()), ..Event::new(&record.conversation_id, EventKind::Agent) });
     }
     Ok(Json(record))
 }
@@ -304,45 +373,47 @@ async fn agent_message(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<AgentMessageRequest>,
 ) -> Result<Json<Message>, ApiError> {
-    let assistant = state.assistant.clone();
     let conversation_id = id.clone();
-    let message = blocking(move || Ok(assistant.agent_message(&id, &req.text)?)).await?;
-    state.events.send(Event { conversation_id, kind: "agent", message: Some(message.clone()), reason: None });
+    let message = service(&state, move |s| s.desk.agent_message(&id, &req.text)).await?;
+    state.events.send(Event { message: Some(message.clone()), ..Event::new(conversation_id, EventKind::Agent) });
     Ok(Json(message))
 }
 
-/// Close a conversation and its handoff ticket.
+/// Close a conversation and its handoff ticket; the shopper's page is told
+/// (`closed` event) and their next message starts a new conversation.
 #[utoipa::path(post, path = "/v1/conversations/{id}/close", security(("api_key" = [])), params(("id" = String, Path)), responses(
-    (status = 200, body = Conversation), (status = 404, body = ErrorBody)))]
+    (status = 200, body = Conversation), (status = 404, body = ErrorBody), (status = 409, description = "Already closed", body = ErrorBody)))]
 async fn close(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Conversation>, ApiError> {
-    Ok(Json(
-        blocking(move || Ok(state.assistant.store().close(&id).map_err(crate::assistant::ServiceError::from)?)).await?,
-    ))
+    let conversation = service(&state, move |s| s.desk.close(&id)).await?;
+    state.events.send(Event::new(&conversation.id, EventKind::Closed));
+    Ok(Json(conversation))
 }
 
 /// An FAQ entry as the admin API shows it.
 #[utoipa::path(get, path = "/v1/kb/faqs/{id}", security(("api_key" = [])), params(("id" = String, Path)), responses(
     (status = 200, body = FaqInput), (status = 404, body = ErrorBody)))]
 async fn kb_get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<FaqInput>, ApiError> {
-    Ok(Json(blocking(move || Ok(state.assistant.faq(&id)?)).await?))
+    Ok(Json(service(&state, move |s| s.knowledge.faq(&id)).await?))
 }
 
 /// Create or replace an FAQ entry; live once the response arrives, kept across restarts.
 #[utoipa::path(put, path = "/v1/kb/faqs/{id}", security(("api_key" = [])), params(("id" = String, Path)),
-    request_body = FaqInput, responses((status = 200, body = KbSummary), (status = 400, body = ErrorBody)))]
+    request_body = FaqInput, responses((status = 200, body = KbSummary), (status = 400, body = ErrorBody),
+    (status = 409, description = "The knowledge files have problems; nothing changed", body = ErrorBody),
+    (status = 500, description = "The rebuild failed; nothing changed", body = ErrorBody)))]
 async fn kb_put(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<FaqInput>,
 ) -> Result<Json<KbSummary>, ApiError> {
-    Ok(Json(blocking(move || Ok(state.assistant.edit_faq(&id, Some(input))?)).await?))
+    Ok(Json(service(&state, move |s| s.knowledge.edit_faq(&id, Some(input))).await?))
 }
 
 /// Delete an FAQ entry.
 #[utoipa::path(delete, path = "/v1/kb/faqs/{id}", security(("api_key" = [])), params(("id" = String, Path)), responses(
     (status = 200, body = KbSummary), (status = 404, body = ErrorBody)))]
 async fn kb_delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<KbSummary>, ApiError> {
-    Ok(Json(blocking(move || Ok(state.assistant.edit_faq(&id, None)?)).await?))
+    Ok(Json(service(&state, move |s| s.knowledge.edit_faq(&id, None)).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -359,14 +430,20 @@ async fn kb_similar(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<SimilarRequest>,
 ) -> Result<Json<KbSummary>, ApiError> {
-    Ok(Json(blocking(move || Ok(state.assistant.add_similar(&id, &req.text)?)).await?))
+    Ok(Json(
+        service(&state, move |s| {
+            let text = crate::service::message_text(&req.text, s.config.server.max_text_chars)?;
+            s.knowledge.add_similar(&id, text)
+        })
+        .await?,
+    ))
 }
 
 /// Re-read the knowledge files (after editing them) and swap in the new index.
 #[utoipa::path(post, path = "/v1/kb/reload", security(("api_key" = [])), responses(
-    (status = 200, body = KbSummary), (status = 400, description = "The files have problems; the old index stays", body = ErrorBody)))]
+    (status = 200, body = KbSummary), (status = 409, description = "The files have problems; the old index stays", body = ErrorBody)))]
 async fn kb_reload(State(state): State<AppState>) -> Result<Json<KbSummary>, ApiError> {
-    Ok(Json(blocking(move || Ok(state.assistant.reload()?)).await?))
+    Ok(Json(service(&state, |s| s.knowledge.reload()).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -377,7 +454,7 @@ struct ImportParams {
     partial: bool,
 }
 
-/// Import a CSV spreadsheet (UTF-8 or GBK; `text/csv`) or JSON Lines
+/// Import a CSV spreadsheet (UTF-8, GBK or UTF-16; `text/csv`) or JSON Lines
 /// (`application/x-ndjson`). `dry_run` only reports; bad rows block the whole
 /// import unless `partial`.
 #[utoipa::path(post, path = "/v1/kb/import", security(("api_key" = [])),
@@ -390,32 +467,32 @@ async fn kb_import(
     body: axum::body::Bytes,
 ) -> Result<Json<ImportOutcome>, ApiError> {
     if body.is_empty() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "empty import body"));
+        return Err(ApiError::status(StatusCode::BAD_REQUEST, "empty import body"));
     }
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let jsonl = ["ndjson", "jsonl", "json-lines"].iter().any(|t| content_type.contains(t));
-    Ok(Json(blocking(move || Ok(state.assistant.import(&body, jsonl, params.dry_run, params.partial)?)).await?))
+    Ok(Json(service(&state, move |s| s.knowledge.import(&body, jsonl, params.dry_run, params.partial)).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RatingRequest {
+    /// The conversation the answer was given in: only its shopper may rate.
+    pub conversation_id: String,
     /// 👍 (`true`) or 👎 (`false`).
     pub helpful: bool,
 }
 
-/// A shopper rates an automatic answer (the widget's thumbs).
+/// A shopper rates an automatic answer of their own conversation (the widget's thumbs).
 #[utoipa::path(post, path = "/v1/decisions/{id}/rating", params(("id" = i64, Path)), request_body = RatingRequest,
-    responses((status = 200, description = "stored"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, description = "stored"), (status = 404, description = "No such answer in that conversation", body = ErrorBody),
+    (status = 409, body = ErrorBody)))]
 async fn rate(
     State(state): State<AppState>,
     Path(id): Path<i64>,
     ApiJson(req): ApiJson<RatingRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    blocking(move || {
-        Ok(state.assistant.store().rate(id, req.helpful).map_err(crate::assistant::ServiceError::from)?)
-    })
-    .await?;
+    service(&state, move |s| s.turns.rate(id, &req.conversation_id, req.helpful)).await?;
     Ok(Json(serde_json::json!({"status": "stored"})))
 }
 
@@ -433,7 +510,7 @@ impl Window {
         let to = self.to.unwrap_or_else(|| chrono::Utc::now().timestamp() + 1);
         let from = self.from.unwrap_or(to - 7 * 24 * 3600);
         if from >= to {
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, "`from` must be before `to`"));
+            return Err(ApiError::status(StatusCode::BAD_REQUEST, "`from` must be before `to`"));
         }
         Ok((from, to))
     }
@@ -447,12 +524,19 @@ async fn mine_gaps(
     axum::extract::Query(w): axum::extract::Query<Window>,
 ) -> Result<Json<Vec<Proposal>>, ApiError> {
     let (from, to) = w.bounds()?;
-    Ok(Json(blocking(move || Ok(state.assistant.mine_gaps(from, to)?)).await?))
+    let permit = state.admission.admit()?;
+    Ok(Json(
+        service(&state, move |s| {
+            let _permit = permit;
+            s.learning.mine_gaps(from, to)
+        })
+        .await?,
+    ))
 }
 
 #[derive(Debug, Deserialize)]
 struct StatusFilter {
-    status: Option<String>,
+    status: Option<ProposalStatus>,
 }
 
 /// Proposals (default: pending), largest first.
@@ -463,16 +547,8 @@ async fn proposals(
     State(state): State<AppState>,
     axum::extract::Query(f): axum::extract::Query<StatusFilter>,
 ) -> Result<Json<Vec<Proposal>>, ApiError> {
-    let status = f.status.unwrap_or_else(|| "pending".into());
-    if !["pending", "approved", "dismissed"].contains(&status.as_str()) {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "`status` is pending, approved or dismissed"));
-    }
-    Ok(Json(
-        blocking(move || {
-            Ok(state.assistant.store().proposals(&status).map_err(crate::assistant::ServiceError::from)?)
-        })
-        .await?,
-    ))
+    let status = f.status.unwrap_or(ProposalStatus::Pending);
+    Ok(Json(service(&state, move |s| s.learning.proposals(status)).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -493,14 +569,14 @@ async fn approve(
     Path(id): Path<i64>,
     ApiJson(req): ApiJson<ApproveRequest>,
 ) -> Result<Json<KbSummary>, ApiError> {
-    Ok(Json(blocking(move || Ok(state.assistant.approve(id, req.faq_id.as_deref(), req.entry)?)).await?))
+    Ok(Json(service(&state, move |s| s.learning.approve(id, req.faq_id.as_deref(), req.entry)).await?))
 }
 
 /// Dismiss a proposal.
 #[utoipa::path(post, path = "/v1/kb/proposals/{id}/dismiss", security(("api_key" = [])), params(("id" = i64, Path)),
     responses((status = 200, description = "dismissed"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn dismiss(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<serde_json::Value>, ApiError> {
-    blocking(move || Ok(state.assistant.dismiss(id)?)).await?;
+    service(&state, move |s| s.learning.dismiss(id)).await?;
     Ok(Json(serde_json::json!({"status": "dismissed"})))
 }
 
@@ -511,15 +587,8 @@ async fn stats(
     State(state): State<AppState>,
     axum::extract::Query(w): axum::extract::Query<Window>,
 ) -> Result<Json<Stats>, ApiError> {
-    let to = w.to.unwrap_or_else(|| chrono::Utc::now().timestamp() + 1);
-    let from = w.from.unwrap_or(to - 7 * 24 * 3600);
-    if from >= to {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "`from` must be before `to`"));
-    }
-    Ok(Json(
-        blocking(move || Ok(state.assistant.store().stats(from, to).map_err(crate::assistant::ServiceError::from)?))
-            .await?,
-    ))
+    let (from, to) = w.bounds()?;
+    Ok(Json(service(&state, move |s| s.stats(from, to)).await?))
 }
 
 /// Liveness: the process serves requests.
@@ -528,14 +597,15 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
 }
 
-/// Readiness: the knowledge base, model and database are usable.
+/// Readiness: the database responds and the live index and vectors are whole.
 #[utoipa::path(get, path = "/readyz", responses((status = 200, description = "ready"), (status = 503, body = ErrorBody)))]
 async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let assistant = state.assistant.clone();
-    blocking(move || {
-        assistant.store().ping().map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))
-    })
-    .await?;
+    if state.shutdown.is_cancelled() {
+        return Err(ApiError::status(StatusCode::SERVICE_UNAVAILABLE, "shutting down"));
+    }
+    service(&state, |s| s.check_ready())
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e.message))?;
     Ok(Json(serde_json::json!({"status": "ready"})))
 }
 

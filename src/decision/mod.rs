@@ -75,7 +75,38 @@ pub enum Reason {
     WaitingForAgent,
 }
 
+impl Action {
+    pub const ALL: [Action; 3] = [Action::Answer, Action::Clarify, Action::Handoff];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Answer => "answer",
+            Action::Clarify => "clarify",
+            Action::Handoff => "handoff",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Action> {
+        Self::ALL.into_iter().find(|a| a.name() == text)
+    }
+}
+
 impl Reason {
+    pub const ALL: [Reason; 8] = [
+        Reason::Confident,
+        Reason::Ambiguous,
+        Reason::NoConfidentMatch,
+        Reason::HumanRequested,
+        Reason::Complaint,
+        Reason::Anger,
+        Reason::Unresolved,
+        Reason::WaitingForAgent,
+    ];
+
+    pub fn parse(text: &str) -> Option<Reason> {
+        Self::ALL.into_iter().find(|r| r.name() == text)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Reason::Confident => "confident",

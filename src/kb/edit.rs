@@ -124,10 +124,13 @@ impl FaqInput {
 /// reported and skipped. The content hash then covers the edits too.
 pub fn apply_edits(kb: &mut KnowledgeBase, edits: &[FaqEdit]) -> Vec<String> {
     let mut problems = Vec::new();
-    let mut hasher = Sha256::new();
-    hasher.update(kb.content_hash.as_bytes());
     for edit in edits {
+        // Chained per edit, so applying edits in two steps gives the same
+        // hash as in one (the on-disk index stays reusable after a restart).
+        let mut hasher = Sha256::new();
+        hasher.update(kb.content_hash.as_bytes());
         hasher.update(serde_json::to_vec(edit).unwrap_or_default());
+        kb.content_hash = hex::encode(hasher.finalize());
         let at = kb.faqs.iter().position(|f| f.id == edit.id);
         match (&edit.entry, at) {
             (None, Some(i)) => {
@@ -142,9 +145,6 @@ pub fn apply_edits(kb: &mut KnowledgeBase, edits: &[FaqEdit]) -> Vec<String> {
                 Err(p) => problems.push(format!("edit of `{}` skipped: {}", edit.id, p.join("; "))),
             },
         }
-    }
-    if !edits.is_empty() {
-        kb.content_hash = hex::encode(hasher.finalize());
     }
     problems
 }

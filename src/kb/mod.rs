@@ -17,3 +17,8 @@ pub use error::{KbError, Problem};
 pub use import::{ImportReport, export_csv, parse_csv, parse_jsonl};
 pub use load::{KbOptions, load_dir, load_path};
 pub use types::{Faq, KnowledgeBase, Lexicon, Location, Product};
+
+/// PLACEHOLDER until the kb-loaders branch lands.
+pub fn is_blank(text: &str) -> bool {
+    text.chars().all(|c| c.is_whitespace() || matches!(c, '\u{200B}'..='\u{200F}' | '\u{2060}' | '\u{FEFF}'))
+}

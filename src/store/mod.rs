@@ -1,15 +1,20 @@
 //! Conversation state in SQLite (embedded, WAL): conversations, messages,
 //! decisions with scores, handoff tickets, suggestions and agent feedback.
 //!
-//! Synchronous on purpose: the API calls it from `spawn_blocking`. One
-//! connection behind a mutex serialises writers (SQLite would anyway);
-//! every multi-row change is one transaction, so a crash or a concurrent
-//! request never leaves half a turn behind. Depends on nothing in the crate.
+//! Synchronous on purpose: the services call it from blocking threads. One
+//! writer connection behind a mutex serialises writes (SQLite would anyway);
+//! reads take a connection from a small pool of readers, so with WAL they
+//! never queue behind a write. Every multi-row change is one transaction, so
+//! a crash or a concurrent request never leaves half a turn behind, and
+//! counters are updated relative to the stored value inside it.
+//! Depends on `kb` (the edit type) and `decision` (its action and reason).
 
 mod types;
 
-use std::path::Path;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use crate::decision::{Action, Reason};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -36,7 +41,53 @@ pub enum StoreError {
 }
 
 pub struct Store {
-    conn: Mutex<Connection>,
+    writer: Mutex<Connection>,
+    /// The database file readers open (None: in memory, reads use the writer).
+    path: Option<PathBuf>,
+    /// Idle reader connections, reused.
+    readers: Mutex<Vec<Connection>>,
+}
+
+/// A reader connection, returned to the pool when dropped.
+struct Reader<'a> {
+    conn: Option<Connection>,
+    store: &'a Store,
+}
+
+impl std::ops::Deref for Reader<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn.as_ref().expect("taken only on drop")
+    }
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            lock(&self.store.readers).push(conn);
+        }
+    }
+}
+
+/// Reads either from a pooled reader or, in memory, from the writer.
+enum ReadConn<'a> {
+    Pooled(Reader<'a>),
+    Writer(MutexGuard<'a, Connection>),
+}
+
+impl std::ops::Deref for ReadConn<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        match self {
+            ReadConn::Pooled(r) => r,
+            ReadConn::Writer(w) => w,
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves SQLite consistent (transactions roll back).
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn now_secs() -> i64 {
@@ -50,15 +101,17 @@ impl Store {
         }
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
+        // NORMAL in WAL mode: a committed transaction survives a killed
+        // process; only an OS crash or power loss can drop the last commits.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        Self::init(conn)
+        Self::init(conn, Some(path.to_path_buf()))
     }
 
     pub fn open_in_memory() -> Result<Store, StoreError> {
-        Self::init(Connection::open_in_memory()?)
+        Self::init(Connection::open_in_memory()?, None)
     }
 
-    fn init(mut conn: Connection) -> Result<Store, StoreError> {
+    fn init(mut conn: Connection, path: Option<PathBuf>) -> Result<Store, StoreError> {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let applied: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -68,16 +121,36 @@ impl Store {
             tx.pragma_update(None, "user_version", i + 1)?;
             tx.commit()?;
         }
-        Ok(Store { conn: Mutex::new(conn) })
+        Ok(Store { writer: Mutex::new(conn), path, readers: Mutex::new(Vec::new()) })
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        // A panic while holding the lock leaves SQLite consistent (transactions roll back).
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    /// The one writer connection.
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        lock(&self.writer)
+    }
+
+    /// A connection for reads that does not wait for the writer (WAL).
+    fn read(&self) -> Result<ReadConn<'_>, StoreError> {
+        let Some(path) = &self.path else {
+            return Ok(ReadConn::Writer(self.conn()));
+        };
+        let pooled = lock(&self.readers).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                c.busy_timeout(std::time::Duration::from_secs(5))?;
+                c
+            }
+        };
+        Ok(ReadConn::Pooled(Reader { conn: Some(conn), store: self }))
     }
 
     pub fn ping(&self) -> Result<(), StoreError> {
-        self.conn().query_row("SELECT 1", [], |_| Ok(()))?;
+        self.read()?.query_row("SELECT 1", [], |_| Ok(()))?;
         Ok(())
     }
 
@@ -96,7 +169,8 @@ impl Store {
     }
 
     pub fn conversation(&self, id: &str) -> Result<Conversation, StoreError> {
-        conversation(&self.conn(), id)
+        let conn = self.read()?;
+        conversation(&conn, id)
     }
 
     /// Stores one shopper turn and the bot's decision atomically: the
@@ -107,18 +181,14 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let now = now_secs();
-        let status: String = tx
+        let status: ConversationStatus = tx
             .query_row("SELECT status FROM conversations WHERE id = ?1", [&turn.conversation_id], |r| r.get(0))
             .optional()?
             .ok_or_else(|| StoreError::NotFound(format!("conversation {}", turn.conversation_id)))?;
-        if status == "closed" {
+        if status == ConversationStatus::Closed {
             return Err(StoreError::Conflict(format!("conversation {} is closed", turn.conversation_id)));
         }
-        tx.execute(
-            "INSERT INTO messages (conversation_id, role, text, created_at) VALUES (?1, 'shopper', ?2, ?3)",
-            params![turn.conversation_id, turn.text, now],
-        )?;
-        let message_id = tx.last_insert_rowid();
+        let message_id = insert_message(&tx, &turn.conversation_id, Role::Shopper, &turn.text, now)?.id;
         let mut decision_id = None;
         if let Some(d) = &turn.decision {
             tx.execute(
@@ -129,24 +199,22 @@ impl Store {
             decision_id = Some(tx.last_insert_rowid());
         }
         if let Some(reply) = &turn.bot_reply {
-            tx.execute(
-                "INSERT INTO messages (conversation_id, role, text, created_at) VALUES (?1, 'bot', ?2, ?3)",
-                params![turn.conversation_id, reply, now],
-            )?;
+            insert_message(&tx, &turn.conversation_id, Role::Bot, reply, now)?;
         }
+        let status = if turn.handoff_reason.is_some() { ConversationStatus::Handoff } else { status };
         tx.execute(
             "UPDATE conversations SET status = ?2, product_id = COALESCE(?3, product_id), locale = ?4,
                  last_question = COALESCE(?5, last_question), last_faq_id = COALESCE(?6, last_faq_id),
-                 unresolved_turns = ?7, updated_at = ?8
+                 unresolved_turns = CASE WHEN ?7 THEN unresolved_turns + 1 ELSE 0 END, updated_at = ?8
              WHERE id = ?1",
             params![
                 turn.conversation_id,
-                if turn.handoff_reason.is_some() || status == "handoff" { "handoff" } else { "bot" },
+                status,
                 turn.product_id,
                 turn.locale,
                 turn.topic_question,
                 turn.decision.as_ref().and_then(|d| d.faq_id.clone()),
-                turn.unresolved_turns,
+                turn.unresolved,
                 now
             ],
         )?;
@@ -161,14 +229,23 @@ impl Store {
         Ok(decision_id)
     }
 
-    /// A shopper's thumbs up / down on an answer; the latest rating counts.
-    pub fn rate(&self, decision_id: i64, helpful: bool) -> Result<(), StoreError> {
+    /// A shopper's thumbs up / down on an automatic answer of their own
+    /// conversation; the latest rating counts. A decision of another
+    /// conversation is "not found", so ids cannot be probed.
+    pub fn rate(&self, decision_id: i64, conversation_id: &str, helpful: bool) -> Result<(), StoreError> {
         let conn = self.conn();
-        let action: Option<String> =
-            conn.query_row("SELECT action FROM decisions WHERE id = ?1", [decision_id], |r| r.get(0)).optional()?;
-        match action.as_deref() {
-            None => return Err(StoreError::NotFound(format!("answer {decision_id}"))),
-            Some("answer") => {}
+        let action: Option<Action> = conn
+            .query_row(
+                "SELECT action FROM decisions WHERE id = ?1 AND conversation_id = ?2",
+                params![decision_id, conversation_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match action {
+            None => {
+                return Err(StoreError::NotFound(format!("answer {decision_id} in conversation {conversation_id}")));
+            }
+            Some(Action::Answer) => {}
             Some(_) => return Err(StoreError::Conflict("only automatic answers can be rated".into())),
         }
         conn.execute(
@@ -181,11 +258,11 @@ impl Store {
 
     /// Service figures for decisions and feedback made in `[from, to)` (unix seconds).
     pub fn stats(&self, from: i64, to: i64) -> Result<Stats, StoreError> {
-        let conn = self.conn();
+        let conn = self.read()?;
         let one = |sql: &str| -> Result<i64, StoreError> { Ok(conn.query_row(sql, params![from, to], |r| r.get(0))?) };
         let conversations = one("SELECT COUNT(*) FROM conversations WHERE created_at >= ?1 AND created_at < ?2")?;
         let decisions = one("SELECT COUNT(*) FROM decisions WHERE created_at >= ?1 AND created_at < ?2")?;
-        let count_action = |a: &str| -> Result<i64, StoreError> {
+        let count_action = |a: Action| -> Result<i64, StoreError> {
             Ok(conn.query_row(
                 "SELECT COUNT(*) FROM decisions WHERE created_at >= ?1 AND created_at < ?2 AND action = ?3",
                 params![from, to, a],
@@ -199,14 +276,14 @@ impl Store {
         )?;
         let handoff_by_reason = stmt
             .query_map(params![from, to], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<Vec<(String, i64)>, _>>()?;
+            .collect::<Result<Vec<(Reason, i64)>, _>>()?;
         let mut stmt = conn.prepare(
             "SELECT verdict, COUNT(*) FROM feedback WHERE created_at >= ?1 AND created_at < ?2 GROUP BY verdict",
         )?;
         let verdicts = stmt
             .query_map(params![from, to], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<Vec<(String, i64)>, _>>()?;
-        let verdict = |v: &str| verdicts.iter().find(|(k, _)| k == v).map_or(0, |(_, n)| *n);
+            .collect::<Result<Vec<(Verdict, i64)>, _>>()?;
+        let verdict = |v: Verdict| verdicts.iter().find(|(k, _)| *k == v).map_or(0, |(_, n)| *n);
         let reviewed = verdicts.iter().map(|(_, n)| n).sum::<i64>();
         let mut stmt = conn.prepare(
             "SELECT d.faq_id, COUNT(*),
@@ -225,14 +302,14 @@ impl Store {
             to,
             conversations,
             decisions,
-            auto_answer_rate: rate(count_action("answer")?, decisions),
-            clarify_rate: rate(count_action("clarify")?, decisions),
-            handoff_rate: rate(count_action("handoff")?, decisions),
+            auto_answer_rate: rate(count_action(Action::Answer)?, decisions),
+            clarify_rate: rate(count_action(Action::Clarify)?, decisions),
+            handoff_rate: rate(count_action(Action::Handoff)?, decisions),
             handoff_by_reason,
             suggestions_reviewed: reviewed,
-            accepted_rate: rate(verdict("accepted"), reviewed),
-            edited_rate: rate(verdict("edited"), reviewed),
-            rejected_rate: rate(verdict("rejected"), reviewed),
+            accepted_rate: rate(verdict(Verdict::Accepted), reviewed),
+            edited_rate: rate(verdict(Verdict::Edited), reviewed),
+            rejected_rate: rate(verdict(Verdict::Rejected), reviewed),
             faqs,
         })
     }
@@ -248,7 +325,7 @@ impl Store {
 
     /// Open tickets, oldest first, with what an agent needs to pick one.
     pub fn handoffs(&self) -> Result<Vec<Handoff>, StoreError> {
-        let conn = self.conn();
+        let conn = self.read()?;
         let mut stmt = conn.prepare(
             "SELECT t.id, t.conversation_id, t.reason, t.created_at, c.locale, c.product_id,
                     (SELECT text FROM messages m WHERE m.conversation_id = t.conversation_id ORDER BY id DESC LIMIT 1)
@@ -273,27 +350,24 @@ impl Store {
     }
 
     pub fn transcript(&self, id: &str) -> Result<Transcript, StoreError> {
-        let conn = self.conn();
+        let conn = self.read()?;
         let conversation = conversation(&conn, id)?;
         let mut stmt =
             conn.prepare("SELECT id, role, text, created_at FROM messages WHERE conversation_id = ?1 ORDER BY id")?;
-        let messages = stmt
-            .query_map([id], |r| {
-                Ok(Message { id: r.get(0)?, role: r.get(1)?, text: r.get(2)?, created_at: r.get(3)? })
-            })?
-            .collect::<Result<_, _>>()?;
+        let messages = stmt.query_map([id], message_row)?.collect::<Result<_, _>>()?;
         let mut stmt = conn.prepare(
-            "SELECT message_id, action, reason, faq_id, confidence, created_at FROM decisions WHERE conversation_id = ?1 ORDER BY id",
+            "SELECT id, message_id, action, reason, faq_id, confidence, created_at FROM decisions WHERE conversation_id = ?1 ORDER BY id",
         )?;
         let decisions = stmt
             .query_map([id], |r| {
                 Ok(StoredDecision {
-                    message_id: r.get(0)?,
-                    action: r.get(1)?,
-                    reason: r.get(2)?,
-                    faq_id: r.get(3)?,
-                    confidence: r.get(4)?,
-                    created_at: r.get(5)?,
+                    id: r.get(0)?,
+                    message_id: r.get(1)?,
+                    action: r.get(2)?,
+                    reason: r.get(3)?,
+                    faq_id: r.get(4)?,
+                    confidence: r.get(5)?,
+                    created_at: r.get(6)?,
                 })
             })?
             .collect::<Result<_, _>>()?;
@@ -302,7 +376,7 @@ impl Store {
 
     /// The newest shopper message of a conversation.
     pub fn last_shopper_message(&self, id: &str) -> Result<Option<Message>, StoreError> {
-        let conn = self.conn();
+        let conn = self.read()?;
         conversation(&conn, id)?;
         Ok(conn
             .query_row(
@@ -366,7 +440,7 @@ impl Store {
         };
         let inserted = tx.execute(
             "INSERT INTO feedback (suggestion_id, verdict, final_text, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
-            params![suggestion_id, verdict.name(), sent, now_secs()],
+            params![suggestion_id, verdict, sent, now_secs()],
         )?;
         if inserted == 0 {
             return Err(StoreError::Conflict(format!("suggestion {suggestion_id} already has feedback")));
@@ -379,9 +453,9 @@ impl Store {
         Ok(FeedbackRecord { suggestion_id: suggestion_id.to_string(), conversation_id, verdict, message })
     }
 
-    pub fn feedback(&self, suggestion_id: &str) -> Result<Option<(String, Option<String>)>, StoreError> {
+    pub fn feedback(&self, suggestion_id: &str) -> Result<Option<(Verdict, Option<String>)>, StoreError> {
         Ok(self
-            .conn()
+            .read()?
             .query_row("SELECT verdict, final_text FROM feedback WHERE suggestion_id = ?1", [suggestion_id], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })
@@ -406,7 +480,7 @@ impl Store {
 
     /// Every stored edit, oldest first.
     pub fn edits(&self) -> Result<Vec<crate::kb::FaqEdit>, StoreError> {
-        let conn = self.conn();
+        let conn = self.read()?;
         let mut stmt = conn.prepare("SELECT faq_id, entry FROM kb_edits ORDER BY seq")?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)))?;
         let mut out = Vec::new();
@@ -431,7 +505,7 @@ impl Store {
     /// Shopper questions in `[from, to)` the bot could not answer: clarify,
     /// or handoff for lack of a match (not explicit requests or complaints).
     pub fn unanswered_questions(&self, from: i64, to: i64) -> Result<Vec<String>, StoreError> {
-        let conn = self.conn();
+        let conn = self.read()?;
         let mut stmt = conn.prepare(
             "SELECT m.text FROM decisions d JOIN messages m ON m.id = d.message_id
              WHERE d.created_at >= ?1 AND d.created_at < ?2
@@ -443,7 +517,7 @@ impl Store {
 
     /// What a suggestion drafted: (FAQ id, draft text, the shopper question it answered).
     pub fn suggestion_context(&self, id: &str) -> Result<(String, String, Option<String>), StoreError> {
-        self.conn()
+        self.read()?
             .query_row(
                 "SELECT s.faq_id, s.text, m.text FROM suggestions s LEFT JOIN messages m ON m.id = s.message_id WHERE s.id = ?1",
                 [id],
@@ -471,21 +545,21 @@ impl Store {
     }
 
     /// Proposals with `status`, largest first.
-    pub fn proposals(&self, status: &str) -> Result<Vec<Proposal>, StoreError> {
-        let conn = self.conn();
+    pub fn proposals(&self, status: ProposalStatus) -> Result<Vec<Proposal>, StoreError> {
+        let conn = self.read()?;
         let mut stmt = conn.prepare(&format!("{PROPOSAL_SELECT} WHERE status = ?1 ORDER BY count DESC, id"))?;
         Ok(stmt.query_map([status], proposal_row)?.collect::<Result<_, _>>()?)
     }
 
     pub fn proposal(&self, id: i64) -> Result<Proposal, StoreError> {
-        self.conn()
+        self.read()?
             .query_row(&format!("{PROPOSAL_SELECT} WHERE id = ?1"), [id], proposal_row)
             .optional()?
             .ok_or_else(|| StoreError::NotFound(format!("proposal {id}")))
     }
 
     /// Marks a pending proposal approved or dismissed.
-    pub fn decide_proposal(&self, id: i64, status: &str) -> Result<(), StoreError> {
+    pub fn decide_proposal(&self, id: i64, status: ProposalStatus) -> Result<(), StoreError> {
         let changed = self.conn().execute(
             "UPDATE proposals SET status = ?2, decided_at = ?3 WHERE id = ?1 AND status = 'pending'",
             params![id, status, now_secs()],
@@ -497,16 +571,15 @@ impl Store {
         Ok(())
     }
 
-    /// Closes a conversation and its open ticket.
+    /// Closes a conversation and its open ticket; closing a closed one is a conflict.
     pub fn close(&self, id: &str) -> Result<Conversation, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let now = now_secs();
-        if tx.execute("UPDATE conversations SET status = 'closed', updated_at = ?2 WHERE id = ?1", params![id, now])?
-            == 0
-        {
-            return Err(StoreError::NotFound(format!("conversation {id}")));
+        if conversation(&tx, id)?.status == ConversationStatus::Closed {
+            return Err(StoreError::Conflict(format!("conversation {id} is already closed")));
         }
+        tx.execute("UPDATE conversations SET status = 'closed', updated_at = ?2 WHERE id = ?1", params![id, now])?;
         tx.execute(
             "UPDATE tickets SET status = 'closed', closed_at = ?2 WHERE conversation_id = ?1 AND status = 'open'",
             params![id, now],
@@ -563,14 +636,22 @@ fn message_row(r: &rusqlite::Row) -> rusqlite::Result<Message> {
 }
 
 fn insert_agent_message(conn: &Connection, conversation_id: &str, text: &str) -> Result<Message, StoreError> {
-    let c = conversation(conn, conversation_id)?;
-    if c.status == "closed" {
+    if conversation(conn, conversation_id)?.status == ConversationStatus::Closed {
         return Err(StoreError::Conflict(format!("conversation {conversation_id} is closed")));
     }
-    let now = now_secs();
+    insert_message(conn, conversation_id, Role::Agent, text, now_secs())
+}
+
+fn insert_message(
+    conn: &Connection,
+    conversation_id: &str,
+    role: Role,
+    text: &str,
+    now: i64,
+) -> Result<Message, StoreError> {
     conn.execute(
-        "INSERT INTO messages (conversation_id, role, text, created_at) VALUES (?1, 'agent', ?2, ?3)",
-        params![conversation_id, text, now],
+        "INSERT INTO messages (conversation_id, role, text, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![conversation_id, role, text, now],
     )?;
-    Ok(Message { id: conn.last_insert_rowid(), role: "agent".into(), text: text.to_string(), created_at: now })
+    Ok(Message { id: conn.last_insert_rowid(), role, text: text.to_string(), created_at: now })
 }

@@ -1,11 +1,100 @@
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+use crate::decision::{Action, Reason};
+
+/// A closed set of names stored as TEXT: serde in snake_case, `name()`, and
+/// SQLite conversion both ways (an unknown name in the database is an error,
+/// not a silent default).
+macro_rules! text_enum {
+    ($(#[$m:meta])* pub enum $name:ident { $($(#[$vm:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($(#[$vm])* $variant),+ }
+
+        impl $name {
+            pub fn name(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+            pub fn parse(text: &str) -> Option<Self> {
+                match text { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(self.name().into())
+            }
+        }
+
+        impl FromSql for $name {
+            fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+                let text = v.as_str()?;
+                Self::parse(text).ok_or_else(|| FromSqlError::Other(format!("unknown {} {text:?}", stringify!($name)).into()))
+            }
+        }
+    };
+}
+
+text_enum! {
+    /// Who a conversation is with.
+    pub enum ConversationStatus {
+        /// The bot answers.
+        Bot = "bot",
+        /// Waiting for or with an agent.
+        Handoff = "handoff",
+        /// Ended; a new message starts a new conversation.
+        Closed = "closed",
+    }
+}
+
+text_enum! {
+    /// Who wrote a message.
+    pub enum Role { Shopper = "shopper", Bot = "bot", Agent = "agent" }
+}
+
+text_enum! {
+    /// An agent's verdict on a drafted reply.
+    pub enum Verdict { Accepted = "accepted", Edited = "edited", Rejected = "rejected" }
+}
+
+text_enum! {
+    pub enum ProposalKind {
+        /// A mined gap: a new FAQ to write.
+        NewFaq = "new_faq",
+        /// A learned phrasing for an existing FAQ.
+        Similar = "similar",
+    }
+}
+
+text_enum! {
+    pub enum ProposalStatus { Pending = "pending", Approved = "approved", Dismissed = "dismissed" }
+}
+
+/// The decision's enums are stored by their names too.
+macro_rules! sql_by_name {
+    ($($t:ty),+) => {$(
+        impl ToSql for $t {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(self.name().into())
+            }
+        }
+        impl FromSql for $t {
+            fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+                let text = v.as_str()?;
+                <$t>::parse(text).ok_or_else(|| FromSqlError::Other(format!("unknown {} {text:?}", stringify!($t)).into()))
+            }
+        }
+    )+};
+}
+sql_by_name!(Action, Reason);
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Conversation {
     pub id: String,
-    /// `bot`, `handoff` (waiting for or with an agent) or `closed`.
-    pub status: String,
+    pub status: ConversationStatus,
     pub locale: String,
     pub product_id: Option<String>,
     /// The last shopper question that carried a topic (for follow-ups).
@@ -19,17 +108,17 @@ pub struct Conversation {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Message {
     pub id: i64,
-    /// `shopper`, `bot` or `agent`.
-    pub role: String,
+    pub role: Role,
     pub text: String,
     pub created_at: i64,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct StoredDecision {
+    pub id: i64,
     pub message_id: i64,
-    pub action: String,
-    pub reason: String,
+    pub action: Action,
+    pub reason: Reason,
     pub faq_id: Option<String>,
     pub confidence: f32,
     pub created_at: i64,
@@ -46,7 +135,7 @@ pub struct Transcript {
 pub struct Handoff {
     pub ticket_id: i64,
     pub conversation_id: String,
-    pub reason: String,
+    pub reason: Reason,
     pub created_at: i64,
     pub waiting_seconds: i64,
     pub locale: String,
@@ -57,8 +146,8 @@ pub struct Handoff {
 /// A decision as stored with the turn.
 #[derive(Debug, Clone)]
 pub struct DecisionRecord {
-    pub action: String,
-    pub reason: String,
+    pub action: Action,
+    pub reason: Reason,
     pub faq_id: Option<String>,
     pub confidence: f32,
     pub candidates_json: String,
@@ -76,8 +165,11 @@ pub struct TurnRecord {
     pub decision: Option<DecisionRecord>,
     pub bot_reply: Option<String>,
     /// Opens a ticket with this reason.
-    pub handoff_reason: Option<String>,
-    pub unresolved_turns: u32,
+    pub handoff_reason: Option<Reason>,
+    /// The turn left the shopper's question unresolved (a clarify): the
+    /// conversation's count goes up by one, else back to 0. Counted inside
+    /// the turn's transaction, so concurrent turns lose no update.
+    pub unresolved: bool,
 }
 
 /// A drafted reply before it is stored.
@@ -98,24 +190,6 @@ pub struct Suggestion {
     pub question: String,
     pub text: String,
     pub confidence: f32,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    Accepted,
-    Edited,
-    Rejected,
-}
-
-impl Verdict {
-    pub fn name(self) -> &'static str {
-        match self {
-            Verdict::Accepted => "accepted",
-            Verdict::Edited => "edited",
-            Verdict::Rejected => "rejected",
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -149,7 +223,7 @@ pub struct Stats {
     pub clarify_rate: f64,
     pub handoff_rate: f64,
     /// (reason, count), most frequent first.
-    pub handoff_by_reason: Vec<(String, i64)>,
+    pub handoff_by_reason: Vec<(Reason, i64)>,
     /// Drafts an agent accepted, edited or rejected.
     pub suggestions_reviewed: i64,
     pub accepted_rate: f64,
@@ -163,8 +237,7 @@ pub struct Stats {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Proposal {
     pub id: i64,
-    /// `new_faq` (mined gap) or `similar` (learned phrasing).
-    pub kind: String,
+    pub kind: ProposalKind,
     /// The FAQ a `similar` proposal adds to.
     pub faq_id: Option<String>,
     /// Representative question, or the phrasing to add.
@@ -172,14 +245,13 @@ pub struct Proposal {
     /// How many shopper questions it stands for.
     pub count: i64,
     pub examples: Vec<String>,
-    /// `pending`, `approved` or `dismissed`.
-    pub status: String,
+    pub status: ProposalStatus,
     pub created_at: i64,
 }
 
 #[derive(Debug, Clone)]
 pub struct NewProposal {
-    pub kind: &'static str,
+    pub kind: ProposalKind,
     pub faq_id: Option<String>,
     pub text: String,
     pub count: i64,

@@ -8,11 +8,11 @@ use std::sync::{Arc, OnceLock};
 use reqwest::StatusCode;
 use serde_json::Value;
 use xiaoer::api::{AppState, serve};
-use xiaoer::assistant::Assistant;
 use xiaoer::config::Config;
 use xiaoer::embed::Embedder;
 use xiaoer::engine::{Engine, IndexStorage};
 use xiaoer::kb::{KbOptions, load_dir};
+use xiaoer::service::Services;
 use xiaoer::store::Store;
 
 pub const KEY: &str = "test-agent-key";
@@ -54,29 +54,27 @@ pub struct Server {
     pub url: String,
     pub http: reqwest::Client,
     pub handle: tokio::task::JoinHandle<()>,
-    pub assistant: Arc<Assistant>,
+    pub services: Arc<Services>,
 }
 
 pub async fn start(db: &Path, tweak: impl FnOnce(&mut Config)) -> Server {
     let mut config = Config::default();
     tweak(&mut config);
     let db = db.to_path_buf();
-    let assistant = tokio::task::spawn_blocking(move || {
+    let services = tokio::task::spawn_blocking(move || {
         let config = match config.data_dir == Config::default().data_dir {
             true => Config { data_dir: shared_data(), ..config },
             false => config,
         };
-        let engine =
-            Engine::with_kb_and_model(config, sample_kb(), IndexStorage::OnDisk, Some(model()), &|_, _| {}).unwrap();
-        Assistant::new(engine, Store::open(&db).unwrap()).unwrap()
+        Services::open(config, Store::open(&db).unwrap(), Some(model()), &|_, _| {}).unwrap()
     })
     .await
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let state = AppState::new(assistant.clone(), KEY);
-    let handle = tokio::spawn(async move { serve(state, listener).await.unwrap() });
-    Server { url, http: reqwest::Client::new(), handle, assistant }
+    let state = AppState::new(services.clone(), KEY).unwrap();
+    let handle = tokio::spawn(async move { serve(state, listener, std::future::pending()).await.unwrap() });
+    Server { url, http: reqwest::Client::new(), handle, services }
 }
 
 impl Server {

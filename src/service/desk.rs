@@ -1,0 +1,108 @@
+//! The agent desk: the queue of handed-off conversations, transcripts,
+//! drafted replies, agents' verdicts on drafts, their own replies, closing.
+
+use std::sync::Arc;
+
+use super::knowledge::Knowledge;
+use super::learning::Learning;
+use super::turns::{Context, retrieve_in_context};
+use super::{ServiceError, message_text, now};
+use crate::config::Config;
+use crate::index::Filter;
+use crate::store::{Conversation, Draft, FeedbackRecord, Handoff, Message, Store, Suggestion, Transcript, Verdict};
+
+/// An edited draft still counts as the FAQ's answer at this similarity
+/// (normalised Levenshtein) to the draft.
+const LIGHT_EDIT_SIMILARITY: f64 = 0.7;
+
+pub struct Desk {
+    config: Config,
+    knowledge: Arc<Knowledge>,
+    learning: Arc<Learning>,
+    store: Arc<Store>,
+}
+
+impl Desk {
+    pub fn new(config: Config, knowledge: Arc<Knowledge>, learning: Arc<Learning>, store: Arc<Store>) -> Desk {
+        Desk { config, knowledge, learning, store }
+    }
+
+    pub fn handoffs(&self) -> Result<Vec<Handoff>, ServiceError> {
+        Ok(self.store.handoffs()?)
+    }
+
+    pub fn transcript(&self, id: &str) -> Result<Transcript, ServiceError> {
+        Ok(self.store.transcript(id)?)
+    }
+
+    /// Three drafted replies for the conversation's latest shopper message.
+    pub fn suggest(&self, conversation_id: &str) -> Result<Vec<Suggestion>, ServiceError> {
+        let conversation = self.store.conversation(conversation_id)?;
+        let last = self
+            .store
+            .last_shopper_message(conversation_id)?
+            .ok_or_else(|| ServiceError::Conflict("no shopper message to draft a reply for".into()))?;
+        let cfg = &self.config.decision;
+        let context = Context {
+            question: conversation.last_question.as_deref().filter(|q| *q != last.text),
+            faq_id: conversation.last_faq_id.as_deref(),
+        };
+        let filter = Filter { product_id: conversation.product_id.as_deref(), now: Some(now()) };
+        let engine = self.knowledge.engine();
+        let candidates = retrieve_in_context(&engine, &last.text, &context, &filter, cfg.choices)?;
+        let kb = engine.retriever.kb();
+        let drafts: Vec<Draft> = candidates
+            .iter()
+            .map(|c| {
+                let faq = &kb.faqs[c.faq];
+                let best_other = candidates.iter().filter(|o| o.faq != c.faq).map(|o| o.score).fold(f32::MIN, f32::max);
+                let margin = if best_other == f32::MIN { c.score } else { c.score - best_other };
+                Draft {
+                    faq_id: faq.id.clone(),
+                    question: faq.question.clone(),
+                    text: faq.answer_for(&conversation.locale).map(|(_, a)| a.to_string()).unwrap_or_default(),
+                    confidence: cfg.calibration.probability(c.score, margin),
+                }
+            })
+            .collect();
+        Ok(self.store.save_suggestions(conversation_id, Some(last.id), &drafts)?)
+    }
+
+    /// Records the agent's verdict on a draft (accepted or edited drafts are
+    /// sent to the shopper) and feeds the learning loop.
+    pub fn feedback(
+        &self,
+        suggestion_id: &str,
+        verdict: Verdict,
+        text: Option<&str>,
+    ) -> Result<FeedbackRecord, ServiceError> {
+        let text = match (verdict, text) {
+            (Verdict::Edited, Some(t)) => Some(message_text(t, self.config.server.max_text_chars)?),
+            (Verdict::Edited, None) => {
+                return Err(ServiceError::Invalid("`edited` feedback needs the final `text`".into()));
+            }
+            (_, Some(_)) => return Err(ServiceError::Invalid("`text` is only for `edited` feedback".into())),
+            (_, None) => None,
+        };
+        let (faq_id, draft, question) = self.store.suggestion_context(suggestion_id)?;
+        let record = self.store.record_feedback(suggestion_id, verdict, text)?;
+        // A draft the agent sent (as is or lightly edited) shows that the
+        // shopper's words mean this FAQ.
+        let light = |t: &str| strsim::normalized_levenshtein(&draft, t) >= LIGHT_EDIT_SIMILARITY;
+        let sent_as_drafted = verdict == Verdict::Accepted || (verdict == Verdict::Edited && text.is_some_and(light));
+        if let Some(question) = question.filter(|_| sent_as_drafted) {
+            self.learning.propose_phrasing(faq_id, question)?;
+        }
+        Ok(record)
+    }
+
+    pub fn agent_message(&self, conversation_id: &str, text: &str) -> Result<Message, ServiceError> {
+        let text = message_text(text, self.config.server.max_text_chars)?;
+        Ok(self.store.add_agent_message(conversation_id, text)?)
+    }
+
+    /// Ends the conversation and its ticket.
+    pub fn close(&self, conversation_id: &str) -> Result<Conversation, ServiceError> {
+        Ok(self.store.close(conversation_id)?)
+    }
+}

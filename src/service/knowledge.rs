@@ -1,0 +1,183 @@
+//! Knowledge operations: the live engine, FAQ edits, imports and reloads.
+//!
+//! Every change runs under one lock and in this order: read the knowledge
+//! files and the stored edits, derive the new edit from that latest state,
+//! build a whole new engine beside the live one, then store the edit and
+//! swap the engine in. So concurrent edits of one FAQ are applied one after
+//! another (none is lost), and a failed build stores nothing.
+
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{ServiceError, lock};
+use crate::config::Config;
+use crate::embed::Embedder;
+use crate::engine::{Engine, IndexStorage, Progress};
+use crate::kb::{
+    FaqEdit, FaqInput, ImportReport, KbOptions, KnowledgeBase, apply_edits, load_path, parse_csv, parse_jsonl,
+};
+use crate::store::Store;
+
+/// The knowledge base after a change.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct KbSummary {
+    pub faqs: usize,
+    pub phrasings: usize,
+    /// Stored edits that no longer validate (e.g. their product was removed).
+    pub skipped_edits: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ImportOutcome {
+    /// Entries written (0 for a dry run or a blocked import).
+    pub imported: usize,
+    pub report: ImportReport,
+    pub kb: Option<KbSummary>,
+}
+
+pub struct Knowledge {
+    config: Config,
+    store: Arc<Store>,
+    model: Option<Arc<Embedder>>,
+    /// The live engine. Requests take a snapshot; a change builds a new
+    /// engine beside it and swaps it in, so no query sees a half-built index.
+    engine: ArcSwap<Engine>,
+    /// One change at a time, each derived from the state the last one left.
+    changing: Mutex<()>,
+}
+
+impl Knowledge {
+    /// Builds the engine once, from the knowledge files plus the stored
+    /// edits, reusing the on-disk index and vectors when they match.
+    pub fn open(
+        config: Config,
+        store: Arc<Store>,
+        model: Option<Arc<Embedder>>,
+        progress: Progress,
+    ) -> Result<Knowledge, ServiceError> {
+        let (kb, _) = Self::current_kb(&config, &store)?;
+        let engine = Self::build(&config, &model, kb, progress)?;
+        Ok(Knowledge { config, store, model, engine: ArcSwap::from_pointee(engine), changing: Mutex::new(()) })
+    }
+
+    /// A snapshot of the live engine.
+    pub fn engine(&self) -> Arc<Engine> {
+        self.engine.load_full()
+    }
+
+    /// Re-reads the knowledge files (after an operator edited them), applies
+    /// the stored edits and swaps in the rebuilt engine.
+    pub fn reload(&self) -> Result<KbSummary, ServiceError> {
+        let _one = lock(&self.changing);
+        let (kb, skipped) = Self::current_kb(&self.config, &self.store)?;
+        let engine = Self::build(&self.config, &self.model, kb, &|_, _| {})?;
+        let summary = summary(engine.retriever.kb(), skipped);
+        self.engine.store(Arc::new(engine));
+        Ok(summary)
+    }
+
+    /// The entry `id` as the admin API shows it.
+    pub fn faq(&self, id: &str) -> Result<FaqInput, ServiceError> {
+        let engine = self.engine();
+        let faq = engine.retriever.kb().faq(id).ok_or_else(|| not_found(id))?;
+        Ok(FaqInput::from_faq(faq))
+    }
+
+    /// Creates or replaces (`Some`) or deletes (`None`) entry `id`.
+    pub fn edit_faq(&self, id: &str, entry: Option<FaqInput>) -> Result<KbSummary, ServiceError> {
+        self.change(|kb| {
+            match &entry {
+                Some(input) => {
+                    input.to_faq(id, kb, "admin edit").map_err(|p| ServiceError::Invalid(p.join("; ")))?;
+                }
+                None if kb.faq(id).is_none() => return Err(not_found(id)),
+                None => {}
+            }
+            Ok(vec![FaqEdit { id: id.to_string(), entry: entry.clone() }])
+        })
+    }
+
+    /// Adds a similar question to entry `id` (no change when it has it already).
+    pub fn add_similar(&self, id: &str, text: &str) -> Result<KbSummary, ServiceError> {
+        self.change(|kb| {
+            let faq = kb.faq(id).ok_or_else(|| not_found(id))?;
+            if faq.phrasings().any(|p| p == text) {
+                return Ok(Vec::new());
+            }
+            let mut input = FaqInput::from_faq(faq);
+            input.similar.push(text.to_string());
+            input.to_faq(id, kb, "admin edit").map_err(|p| ServiceError::Invalid(p.join("; ")))?;
+            Ok(vec![FaqEdit { id: id.to_string(), entry: Some(input) }])
+        })
+    }
+
+    /// Checks a CSV or JSON Lines file; unless `dry_run`, imports its entries:
+    /// all of them, or (with `partial`) the good rows even when others are bad.
+    pub fn import(
+        &self,
+        bytes: &[u8],
+        jsonl: bool,
+        dry_run: bool,
+        partial: bool,
+    ) -> Result<ImportOutcome, ServiceError> {
+        let engine = self.engine();
+        let kb = engine.retriever.kb();
+        let report = if jsonl { parse_jsonl(bytes, kb) } else { parse_csv(bytes, kb) };
+        let blocked = !report.problems.is_empty() && !partial;
+        if dry_run || blocked || report.entries.is_empty() {
+            return Ok(ImportOutcome { imported: 0, report, kb: None });
+        }
+        let summary = self.change(|_| Ok(report.entries.clone()))?;
+        Ok(ImportOutcome { imported: report.entries.len(), report, kb: Some(summary) })
+    }
+
+    /// Derives edits from the latest state with `make`, builds the engine
+    /// with them, and only then stores them and swaps the engine in.
+    fn change(
+        &self,
+        make: impl FnOnce(&KnowledgeBase) -> Result<Vec<FaqEdit>, ServiceError>,
+    ) -> Result<KbSummary, ServiceError> {
+        let _one = lock(&self.changing);
+        let (mut kb, mut skipped) = Self::current_kb(&self.config, &self.store)?;
+        let edits = make(&kb)?;
+        if edits.is_empty() {
+            return Ok(summary(&kb, skipped));
+        }
+        // `make` validated the new edits against this same state, so they apply.
+        skipped.extend(apply_edits(&mut kb, &edits));
+        let engine = Self::build(&self.config, &self.model, kb, &|_, _| {})?;
+        self.store.save_edits(&edits)?;
+        let summary = summary(engine.retriever.kb(), skipped);
+        self.engine.store(Arc::new(engine));
+        Ok(summary)
+    }
+
+    /// The knowledge files with the stored edits applied, and the stored
+    /// edits that were skipped as no longer valid.
+    fn current_kb(config: &Config, store: &Store) -> Result<(KnowledgeBase, Vec<String>), ServiceError> {
+        let mut kb = load_path(&config.kb_dir, &KbOptions::default()).map_err(ServiceError::KbFiles)?;
+        let skipped = apply_edits(&mut kb, &store.edits()?);
+        Ok((kb, skipped))
+    }
+
+    fn build(
+        config: &Config,
+        model: &Option<Arc<Embedder>>,
+        kb: KnowledgeBase,
+        progress: Progress,
+    ) -> Result<Engine, ServiceError> {
+        Engine::with_kb_and_model(config.clone(), kb, IndexStorage::OnDisk, model.clone(), progress)
+            .map_err(ServiceError::Rebuild)
+    }
+}
+
+fn summary(kb: &KnowledgeBase, skipped_edits: Vec<String>) -> KbSummary {
+    KbSummary { faqs: kb.faqs.len(), phrasings: kb.phrasing_count(), skipped_edits }
+}
+
+fn not_found(id: &str) -> ServiceError {
+    ServiceError::NotFound(format!("faq {id}"))
+}

@@ -1,0 +1,92 @@
+//! The services behind the API and the CLI, one job each, knowing nothing
+//! of HTTP. Blocking (model inference, SQLite): callers run them off the
+//! async runtime.
+//!
+//! - [`Knowledge`]: the live engine, FAQ edits, imports, reloads.
+//! - [`Turns`]: one shopper message end to end, and the shopper's ratings.
+//! - [`Desk`]: the agents' queue, transcripts, drafts, feedback, replies, closing.
+//! - [`Learning`]: gap mining, learned phrasings, proposals.
+
+mod desk;
+mod error;
+mod knowledge;
+mod learning;
+mod turns;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+pub use desk::Desk;
+pub use error::ServiceError;
+pub use knowledge::{ImportOutcome, KbSummary, Knowledge};
+pub use learning::Learning;
+pub use turns::{AnswerRequest, AnswerResponse, Choice, Turns};
+
+use crate::config::Config;
+use crate::embed::Embedder;
+use crate::engine::Progress;
+use crate::store::{Stats, Store};
+
+/// All services over one store and one live knowledge base.
+pub struct Services {
+    pub config: Config,
+    pub store: Arc<Store>,
+    pub knowledge: Arc<Knowledge>,
+    pub turns: Turns,
+    pub desk: Desk,
+    pub learning: Arc<Learning>,
+}
+
+impl Services {
+    /// Builds the engine once (knowledge files + stored edits) and wires the
+    /// services; `model` is shared by every engine built later.
+    pub fn open(
+        config: Config,
+        store: Store,
+        model: Option<Arc<Embedder>>,
+        progress: Progress,
+    ) -> Result<Arc<Services>, ServiceError> {
+        let store = Arc::new(store);
+        let knowledge = Arc::new(Knowledge::open(config.clone(), store.clone(), model, progress)?);
+        let learning = Arc::new(Learning::new(knowledge.clone(), store.clone()));
+        Ok(Arc::new(Services {
+            turns: Turns::new(config.clone(), knowledge.clone(), store.clone()),
+            desk: Desk::new(config.clone(), knowledge.clone(), learning.clone(), store.clone()),
+            learning,
+            knowledge,
+            store,
+            config,
+        }))
+    }
+
+    /// Service figures for `[from, to)` (unix seconds).
+    pub fn stats(&self, from: i64, to: i64) -> Result<Stats, ServiceError> {
+        Ok(self.store.stats(from, to)?)
+    }
+
+    /// Whether the services can answer: the database responds and the live
+    /// engine is whole.
+    pub fn check_ready(&self) -> Result<(), ServiceError> {
+        self.store.ping()?;
+        self.knowledge.engine().check().map_err(ServiceError::Busy)
+    }
+}
+
+/// Checks and trims a shopper's or agent's message.
+pub fn message_text(text: &str, max_chars: usize) -> Result<&str, ServiceError> {
+    let t = text.trim();
+    if crate::kb::is_blank(t) {
+        return Err(ServiceError::Invalid("`text` is empty".into()));
+    }
+    if t.chars().count() > max_chars {
+        return Err(ServiceError::Invalid(format!("`text` is longer than {max_chars} characters")));
+    }
+    Ok(t)
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

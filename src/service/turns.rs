@@ -1,0 +1,252 @@
+//! Shopper turns: validate a message, retrieve with the conversation's
+//! context, decide, and record the turn with the bot's reply.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::knowledge::Knowledge;
+use super::{ServiceError, message_text, now};
+use crate::config::Config;
+use crate::decision::{Action, Reason, contextual_query, decide, is_follow_up};
+use crate::engine::Engine;
+use crate::index::Filter;
+use crate::retrieval::Candidate;
+use crate::store::{ConversationStatus, DecisionRecord, Store, TurnRecord};
+use crate::text::detect_locale;
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerRequest {
+    /// Continue this conversation; omitted, or closed: a new one is started.
+    pub conversation_id: Option<String>,
+    /// What the shopper wrote (1–2000 characters).
+    pub text: String,
+    /// `zh`, `en`, `ja`, …; omitted: guessed from the text.
+    pub locale: Option<String>,
+    /// The product page the shopper is on.
+    pub product_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Choice {
+    pub faq_id: String,
+    pub question: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AnswerResponse {
+    /// The conversation the turn was recorded in: a new id when none was
+    /// given or the given one had been closed.
+    pub conversation_id: String,
+    pub action: Action,
+    /// The reply shown to the shopper (answer text, clarify prompt or handoff notice).
+    pub answer: Option<String>,
+    /// The FAQ answered with (`answer` only).
+    pub faq_id: Option<String>,
+    /// Calibrated probability that the best FAQ is right.
+    pub confidence: f32,
+    /// 猜你想问 (clarify) choices.
+    pub choices: Vec<Choice>,
+    pub reason: Reason,
+    /// Id to rate an automatic answer with (`POST /v1/decisions/{id}/rating`).
+    pub decision_id: Option<i64>,
+}
+
+/// What the conversation was last about.
+pub(super) struct Context<'a> {
+    pub question: Option<&'a str>,
+    pub faq_id: Option<&'a str>,
+}
+
+pub struct Turns {
+    config: Config,
+    knowledge: Arc<Knowledge>,
+    store: Arc<Store>,
+}
+
+impl Turns {
+    pub fn new(config: Config, knowledge: Arc<Knowledge>, store: Arc<Store>) -> Turns {
+        Turns { config, knowledge, store }
+    }
+
+    /// Answers one shopper message. Work that has not reached the database
+    /// by `deadline` is abandoned with `Busy`, so a timed-out request has
+    /// changed nothing.
+    pub fn answer(&self, req: &AnswerRequest, deadline: Instant) -> Result<AnswerResponse, ServiceError> {
+        let text = message_text(&req.text, self.config.server.max_text_chars)?;
+        if let Some(l) = &req.locale
+            && (l.is_empty() || l.len() > 16 || !l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        {
+            return Err(ServiceError::Invalid(format!("`locale` {l:?} is not a locale tag such as zh or en-US")));
+        }
+        let engine = self.knowledge.engine();
+        let kb = engine.retriever.kb();
+        if let Some(p) = &req.product_id
+            && !kb.products.iter().any(|x| &x.id == p)
+        {
+            return Err(ServiceError::Invalid(format!("unknown product_id {p:?}")));
+        }
+        let locale = req.locale.clone().unwrap_or_else(|| detect_locale(text).to_string());
+        let existing = match &req.conversation_id {
+            Some(id) => Some(self.store.conversation(id)?),
+            None => None,
+        };
+        // A closed conversation is over: the shopper's next message starts a new one.
+        let conversation = match existing.filter(|c| c.status != ConversationStatus::Closed) {
+            Some(c) => c,
+            None => {
+                self.store.create_conversation(&uuid::Uuid::new_v4().to_string(), &locale, req.product_id.as_deref())?
+            }
+        };
+        let mut turn = TurnRecord {
+            conversation_id: conversation.id.clone(),
+            text: text.to_string(),
+            locale: locale.clone(),
+            product_id: req.product_id.clone(),
+            topic_question: None,
+            decision: None,
+            bot_reply: None,
+            handoff_reason: None,
+            unresolved: false,
+        };
+        if conversation.status == ConversationStatus::Handoff {
+            // With a human already: store the message for the agent, no bot reply.
+            check_deadline(deadline)?;
+            self.store.record_turn(&turn)?;
+            return Ok(AnswerResponse {
+                conversation_id: conversation.id,
+                action: Action::Handoff,
+                answer: None,
+                faq_id: None,
+                confidence: 0.0,
+                choices: Vec::new(),
+                reason: Reason::WaitingForAgent,
+                decision_id: None,
+            });
+        }
+        let product = req.product_id.as_deref().or(conversation.product_id.as_deref());
+        let cfg = &self.config.decision;
+        let filter = Filter { product_id: product, now: Some(now()) };
+        let context =
+            Context { question: conversation.last_question.as_deref(), faq_id: conversation.last_faq_id.as_deref() };
+        let candidates = retrieve_in_context(&engine, text, &context, &filter, cfg.choices.max(5))?;
+        let decision = decide(text, &candidates, conversation.unresolved_turns, &kb.lexicon, cfg);
+        let faq_id = decision.faq.map(|f| kb.faqs[f].id.clone());
+        let choices: Vec<Choice> = match decision.action {
+            Action::Clarify => decision
+                .choices
+                .iter()
+                .map(|&f| Choice { faq_id: kb.faqs[f].id.clone(), question: kb.faqs[f].question.clone() })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let reply = match decision.action {
+            Action::Answer => decision.faq.and_then(|f| kb.faqs[f].answer_for(&locale)).map(|(_, a)| a.to_string()),
+            Action::Clarify => Some(clarify_prompt(&locale).to_string()),
+            Action::Handoff => Some(handoff_notice(&locale).to_string()),
+        };
+        turn.topic_question = (!is_follow_up(text)).then(|| text.to_string());
+        turn.unresolved = decision.action == Action::Clarify;
+        turn.handoff_reason = (decision.action == Action::Handoff).then_some(decision.reason);
+        turn.bot_reply = reply.clone();
+        turn.decision = Some(DecisionRecord {
+            action: decision.action,
+            reason: decision.reason,
+            faq_id: faq_id.clone(),
+            confidence: decision.confidence,
+            candidates_json: candidates_json(&engine, &candidates),
+        });
+        check_deadline(deadline)?;
+        let decision_id = self.store.record_turn(&turn)?;
+        Ok(AnswerResponse {
+            conversation_id: conversation.id,
+            action: decision.action,
+            answer: reply,
+            faq_id,
+            confidence: decision.confidence,
+            choices,
+            reason: decision.reason,
+            decision_id,
+        })
+    }
+}
+
+impl Turns {
+    /// The shopper of `conversation_id` rates one of its automatic answers.
+    pub fn rate(&self, decision_id: i64, conversation_id: &str, helpful: bool) -> Result<(), ServiceError> {
+        Ok(self.store.rate(decision_id, conversation_id, helpful)?)
+    }
+}
+
+fn check_deadline(deadline: Instant) -> Result<(), ServiceError> {
+    if Instant::now() > deadline {
+        return Err(ServiceError::Busy("the answer took too long; nothing was recorded, please send it again".into()));
+    }
+    Ok(())
+}
+
+/// Candidates for `text`; a follow-up ("那运费呢?") is searched both alone
+/// and with the previous question, and each FAQ scored by the mean of
+/// the two, so what is relevant to the new words *and* the topic wins.
+/// The FAQ just answered is left out: a follow-up asks about something else.
+pub(super) fn retrieve_in_context(
+    engine: &Engine,
+    text: &str,
+    context: &Context,
+    filter: &Filter,
+    k: usize,
+) -> Result<Vec<Candidate>, ServiceError> {
+    let retriever = &engine.retriever;
+    let Some(previous) = context.question.filter(|_| is_follow_up(text)) else {
+        return Ok(retriever.search(text, filter, k)?);
+    };
+    let answered = context.faq_id.and_then(|id| retriever.kb().faqs.iter().position(|f| f.id == id));
+    let alone = retriever.search(text, filter, 2 * k)?;
+    let together = retriever.search(&contextual_query(text, Some(previous)), filter, 2 * k)?;
+    let floor = |list: &[Candidate]| list.last().map_or(0.0, |c| c.score);
+    let (floor_alone, floor_together) = (floor(&alone), floor(&together));
+    let mut merged: Vec<Candidate> = Vec::new();
+    for c in alone.iter().chain(&together) {
+        if merged.iter().any(|m| m.faq == c.faq) || Some(c.faq) == answered {
+            continue;
+        }
+        let score_in = |list: &[Candidate], floor: f32| list.iter().find(|o| o.faq == c.faq).map_or(floor, |o| o.score);
+        let score = (score_in(&alone, floor_alone) + score_in(&together, floor_together)) / 2.0;
+        merged.push(Candidate { score, ..c.clone() });
+    }
+    merged.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.faq.cmp(&b.faq)));
+    merged.truncate(k);
+    Ok(merged)
+}
+
+fn candidates_json(engine: &Engine, candidates: &[Candidate]) -> String {
+    let kb = engine.retriever.kb();
+    let rows: Vec<serde_json::Value> = candidates
+        .iter()
+        .map(|c| serde_json::json!({"faq_id": kb.faqs[c.faq].id, "score": c.score, "bm25": c.bm25, "cosine": c.cosine}))
+        .collect();
+    serde_json::Value::Array(rows).to_string()
+}
+
+fn is_zh(locale: &str) -> bool {
+    locale.starts_with("zh")
+}
+
+fn clarify_prompt(locale: &str) -> &'static str {
+    if is_zh(locale) {
+        "您是想问以下哪个问题呢？请点选："
+    } else {
+        "Did you mean one of these questions?"
+    }
+}
+
+fn handoff_notice(locale: &str) -> &'static str {
+    if is_zh(locale) {
+        "正在为您转接人工客服，请稍候，客服会尽快回复您。"
+    } else {
+        "We are passing you to a human agent; please wait a moment."
+    }
+}

@@ -1,0 +1,222 @@
+//! The real `xiaoer serve` binary as a process: SIGTERM and SIGINT with
+//! open event streams and a request in flight shut it down cleanly, and
+//! after kill -9 during a stream of edits and turns every acknowledged
+//! write is there when it comes back.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{KEY, private_data};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+struct Process {
+    child: Child,
+    url: String,
+}
+
+/// Starts the binary on a free port over `data` (seeded with the sample
+/// KB's phrasing vectors, so starting embeds nothing).
+fn spawn(data: &Path) -> Process {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xiaoer"))
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .env("XIAOER_DATA_DIR", data)
+        .env("XIAOER_SERVER__API_KEY", KEY)
+        .env("XIAOER_SERVER__RATE_BURST", "100000")
+        .env("XIAOER_SERVER__RATE_PER_SECOND", "100000")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("the server printed its address").unwrap();
+        if let Some(rest) = line.split("serving on ").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Process { child, url }
+}
+
+fn signal(p: &Process, sig: libc::c_int) {
+    // SAFETY: sends a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(p.child.id() as libc::pid_t, sig) }, 0);
+}
+
+/// Waits for the process to exit, at most `limit`.
+fn wait_exit(p: &mut Process, limit: Duration) -> Option<std::process::ExitStatus> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if let Some(status) = p.child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+fn data_dir() -> PathBuf {
+    private_data()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_and_sigint_finish_in_flight_requests_and_end_streams() {
+    let data = tokio::task::spawn_blocking(data_dir).await.unwrap();
+    let http = reqwest::Client::new();
+    for (sig, name) in [(libc::SIGTERM, "SIGTERM"), (libc::SIGINT, "SIGINT")] {
+        let mut p = spawn(&data);
+        let conv = http.post(format!("{}/v1/answer", p.url)).json(&json!({"text": "转人工"})).send().await.unwrap();
+        let conv: Value = conv.json().await.unwrap();
+        let id = conv["conversation_id"].as_str().unwrap().to_string();
+        // Two open event streams, as browsers keep them.
+        let mut shopper = http.get(format!("{}/v1/conversations/{id}/events", p.url)).send().await.unwrap();
+        let mut agent = http.get(format!("{}/v1/agent/events", p.url)).bearer_auth(KEY).send().await.unwrap();
+        assert_eq!((shopper.status(), agent.status()), (StatusCode::OK, StatusCode::OK));
+        // A rebuild takes long enough to still be running when the signal arrives.
+        let entry = json!({"question": format!("{name} 时正在保存的问题"), "answer": {"zh": "保存了"}});
+        let put = tokio::spawn(
+            http.put(format!("{}/v1/kb/faqs/during-{}", p.url, name.to_lowercase()))
+                .bearer_auth(KEY)
+                .json(&entry)
+                .send(),
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        signal(&p, sig);
+        let status = tokio::task::spawn_blocking(move || {
+            let status = wait_exit(&mut p, Duration::from_secs(15));
+            (status, p)
+        });
+        let put = put.await.unwrap().expect("the in-flight request was answered");
+        assert_eq!(put.status(), StatusCode::OK, "{name}: {:?}", put.text().await);
+        // Both streams end (the server closes them) instead of holding shutdown up.
+        for stream in [&mut shopper, &mut agent] {
+            let ended = tokio::time::timeout(Duration::from_secs(12), async {
+                while let Ok(Some(_)) = stream.chunk().await {}
+            })
+            .await;
+            assert!(ended.is_ok(), "{name}: event stream still open");
+        }
+        let (status, _p) = status.await.unwrap();
+        let status = status.unwrap_or_else(|| panic!("{name}: still running 15 s after the signal"));
+        assert!(status.success(), "{name}: exit status {status}");
+    }
+    // The edits acknowledged during shutdown are there after a restart.
+    let mut p = spawn(&data);
+    for name in ["sigterm", "sigint"] {
+        let r = http.get(format!("{}/v1/kb/faqs/during-{name}", p.url)).bearer_auth(KEY).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "during-{name} lost");
+    }
+    signal(&p, libc::SIGTERM);
+    assert!(wait_exit(&mut p, Duration::from_secs(15)).is_some_and(|s| s.success()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_loses_no_acknowledged_write() {
+    let data = tokio::task::spawn_blocking(data_dir).await.unwrap();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let mut phrasings: Vec<String> = Vec::new();
+    let mut turns: Vec<(String, String)> = Vec::new();
+    for cycle in 0..3 {
+        let mut p = spawn(&data);
+        let url = p.url.clone();
+        // Writers: similar phrasings added one after another, and shopper turns
+        // from several concurrent shoppers; each remembers what got a 200.
+        let edits = tokio::spawn({
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                let mut acked = Vec::new();
+                for n in 0.. {
+                    let text = format!("第{cycle}轮第{n}个追加问法");
+                    let r = http
+                        .post(format!("{url}/v1/kb/faqs/ship-courier/similar"))
+                        .bearer_auth(KEY)
+                        .json(&json!({"text": text}))
+                        .send()
+                        .await;
+                    match r {
+                        Ok(r) if r.status() == StatusCode::OK => acked.push(text),
+                        _ => break,
+                    }
+                }
+                acked
+            }
+        });
+        let mut shoppers = Vec::new();
+        for s in 0..3 {
+            let (http, url) = (http.clone(), url.clone());
+            shoppers.push(tokio::spawn(async move {
+                let mut acked = Vec::new();
+                let mut conversation: Option<String> = None;
+                for n in 0.. {
+                    let text = format!("第{cycle}轮顾客{s}的第{n}句：发什么快递？");
+                    let r = http
+                        .post(format!("{url}/v1/answer"))
+                        .json(&json!({"conversation_id": conversation, "text": text}))
+                        .send()
+                        .await;
+                    let Ok(r) = r else { break };
+                    if r.status() != StatusCode::OK {
+                        break;
+                    }
+                    let Ok(v) = r.json::<Value>().await else { break };
+                    let id = v["conversation_id"].as_str().unwrap().to_string();
+                    acked.push((id.clone(), text));
+                    conversation = Some(id);
+                }
+                acked
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(2500 + 700 * cycle)).await;
+        p.child.kill().unwrap(); // SIGKILL
+        p.child.wait().unwrap();
+        phrasings.extend(edits.await.unwrap());
+        for s in shoppers {
+            turns.extend(s.await.unwrap());
+        }
+    }
+    assert!(
+        phrasings.len() >= 3 && turns.len() >= 10,
+        "too little traffic: {} edits, {} turns",
+        phrasings.len(),
+        turns.len()
+    );
+
+    let mut p = spawn(&data);
+    let faq: Value = http
+        .get(format!("{}/v1/kb/faqs/ship-courier", p.url))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let similar: Vec<&str> = faq["similar"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    for text in &phrasings {
+        assert!(similar.contains(&text.as_str()), "acknowledged phrasing {text} lost");
+    }
+    for (conversation, text) in &turns {
+        let t: Value = http
+            .get(format!("{}/v1/conversations/{conversation}", p.url))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let texts: Vec<&str> = t["messages"].as_array().unwrap().iter().filter_map(|m| m["text"].as_str()).collect();
+        assert!(texts.contains(&text.as_str()), "acknowledged turn {text} lost");
+    }
+    // And the restarted server answers.
+    let r = http.post(format!("{}/v1/answer", p.url)).json(&json!({"text": "七天无理由退货怎么申请？"})).send().await;
+    assert_eq!(r.unwrap().status(), StatusCode::OK);
+    signal(&p, libc::SIGTERM);
+    wait_exit(&mut p, Duration::from_secs(15));
+}
