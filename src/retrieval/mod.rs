@@ -78,6 +78,9 @@ pub enum RetrievalError {
     Embed(#[from] EmbedError),
     #[error("retrieval mode `{0}` needs the embedding model, which is not loaded")]
     NoModel(&'static str),
+    /// The model returned NaN or infinity: every cosine would be NaN.
+    #[error("the query embedding is not finite")]
+    NonFiniteQuery,
 }
 
 /// One FAQ proposed for a query.
@@ -178,6 +181,9 @@ impl Retriever {
                 Mode::Hybrid => fusion.score(&Features { bm25: c.bm25, cosine: c.cosine }),
             };
         }
+        // total_cmp ranks NaN above every score: a candidate without a real
+        // score (damaged vectors) must not reach the decision.
+        out.retain(|c| c.score.is_finite());
         out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.faq.cmp(&b.faq)));
         out.truncate(k);
         Ok(out)
@@ -208,6 +214,9 @@ impl Retriever {
         if mode != Mode::Bm25 {
             let dense = self.dense.as_ref().ok_or(RetrievalError::NoModel(mode.name()))?;
             let query = dense.embedder.embed_query(text)?;
+            if !query.iter().all(|x| x.is_finite()) {
+                return Err(RetrievalError::NonFiniteQuery);
+            }
             let keep = |ord: usize| self.passes(self.phrasings[ord].faq as usize, filter);
             for (ord, cosine) in dense.vectors.top_k(&query, self.config.dense_candidates.max(k), keep) {
                 let faq = self.phrasings[ord as usize].faq as usize;
