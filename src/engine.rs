@@ -91,4 +91,12 @@ impl Engine {
         let retriever = Retriever::new(Arc::new(kb), analyzer, index, dense, config.retrieval.clone())?;
         Ok(Engine { config, retriever })
     }
+
+    /// Whether this engine can answer (for readiness probes): the index holds
+    /// one document per phrasing and, with the model, there is one finite
+    /// phrasing vector per phrasing. Cheap: counts and a flag set at build.
+    /// The error says what is wrong.
+    pub fn check(&self) -> Result<(), String> {
+        self.retriever.check()
+    }
 }

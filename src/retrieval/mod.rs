@@ -153,6 +153,25 @@ impl Retriever {
         &self.kb.faqs[c.faq]
     }
 
+    /// Whether the index and the phrasing vectors can answer: one document
+    /// and one finite vector per phrasing. Cheap (no scan).
+    pub fn check(&self) -> Result<(), String> {
+        let phrasings = self.phrasings.len();
+        let docs = self.index.num_docs();
+        if docs != phrasings as u64 {
+            return Err(format!("index holds {docs} documents for {phrasings} phrasings"));
+        }
+        if let Some(dense) = &self.dense {
+            if dense.vectors.len() != phrasings {
+                return Err(format!("{} phrasing vectors for {phrasings} phrasings", dense.vectors.len()));
+            }
+            if !dense.vectors.all_finite() {
+                return Err("phrasing vectors contain NaN or infinite values".to_string());
+            }
+        }
+        Ok(())
+    }
+
     /// The text of a candidate's best-matching phrasing.
     pub fn phrasing_text(&self, c: &Candidate) -> &str {
         let p = self.phrasings[c.phrasing];
