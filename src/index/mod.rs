@@ -10,7 +10,7 @@ mod phrasings;
 use std::collections::HashMap;
 use std::fs;
 use std::ops::Bound;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tantivy::collector::TopDocs;
@@ -81,30 +81,79 @@ fn schema() -> (Schema, Fields) {
 
 impl FaqIndex {
     /// Opens the index in `dir` if it was built from this exact knowledge
-    /// base, else (re)builds it there.
+    /// base and is intact, else (re)builds it there. Writes nothing when the
+    /// index is current. If the index cannot be written (disk full, read-only
+    /// data directory), it is built in memory so the service still answers.
     pub fn open_or_build(dir: &Path, kb: &KnowledgeBase, analyzer: Arc<Analyzer>) -> Result<Self, IndexError> {
         let stamp = format!("{SCHEMA_VERSION}:{}", kb.content_hash);
         let (schema, fields) = schema();
+        remove_dead_staging(dir);
         if fs::read_to_string(dir.join(HASH_FILE)).is_ok_and(|s| s == stamp) {
-            let index = Index::open(MmapDirectory::open(dir)?)?;
-            return Self::finish(index, fields, analyzer);
+            match Self::open_checked(dir, fields, analyzer.clone(), kb.phrasing_count() as u64) {
+                Ok(index) => return Ok(index),
+                Err(why) => tracing::warn!(dir = %dir.display(), %why, "index damaged: rebuilding it"),
+            }
+        } else {
+            tracing::info!(dir = %dir.display(), "knowledge base changed: rebuilding the index");
         }
-        tracing::info!(dir = %dir.display(), "knowledge base changed: rebuilding the index");
+        match Self::build_on_disk(dir, &stamp, schema.clone(), fields, kb, analyzer.clone()) {
+            Ok(index) => Ok(index),
+            Err(e) if is_storage_error(&e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot write the index: serving it from memory");
+                Self::build(Index::create_in_ram(schema), fields, kb, analyzer)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Opens a stamped index and checks it can serve: the reader opens (every
+    /// segment file is present with its footer), every file matches its
+    /// checksum (one CRC pass over a few MB, catches overwritten bytes the
+    /// footer does not), and it holds one document per phrasing.
+    fn open_checked(dir: &Path, fields: Fields, analyzer: Arc<Analyzer>, phrasings: u64) -> Result<Self, String> {
+        let index = Index::open(MmapDirectory::open(dir).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+        let damaged = index.validate_checksum().map_err(|e| e.to_string())?;
+        if !damaged.is_empty() {
+            return Err(format!("checksum mismatch in {damaged:?}"));
+        }
+        let this = Self::finish(index, fields, analyzer).map_err(|e| e.to_string())?;
+        match this.num_docs() {
+            n if n == phrasings => Ok(this),
+            n => Err(format!("{n} documents for {phrasings} phrasings")),
+        }
+    }
+
+    fn build_on_disk(
+        dir: &Path,
+        stamp: &str,
+        schema: Schema,
+        fields: Fields,
+        kb: &KnowledgeBase,
+        analyzer: Arc<Analyzer>,
+    ) -> Result<Self, IndexError> {
         // Built beside the live one and swapped in by rename, so a reader never
         // sees a half-built index and a crash mid-build leaves the old one.
         static BUILDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let staging = dir.with_extension(format!("building-{}-{n}", std::process::id()));
-        if staging.exists() {
-            fs::remove_dir_all(&staging)?;
+        let staging = staging_dir(dir, std::process::id(), n);
+        let built = (|| {
+            if staging.exists() {
+                fs::remove_dir_all(&staging)?;
+            }
+            fs::create_dir_all(&staging)?;
+            Self::build(Index::create_in_dir(&staging, schema)?, fields, kb, analyzer.clone())?;
+            fs::write(staging.join(HASH_FILE), stamp)?;
+            if dir.exists() {
+                fs::remove_dir_all(dir)?;
+            }
+            fs::rename(&staging, dir)?;
+            Ok::<_, IndexError>(())
+        })();
+        if let Err(e) = built {
+            // Best effort: a half-built staging directory is worthless.
+            let _ = fs::remove_dir_all(&staging);
+            return Err(e);
         }
-        fs::create_dir_all(&staging)?;
-        Self::build(Index::create_in_dir(&staging, schema)?, fields, kb, analyzer.clone())?;
-        fs::write(staging.join(HASH_FILE), stamp)?;
-        if dir.exists() {
-            fs::remove_dir_all(dir)?;
-        }
-        fs::rename(&staging, dir)?;
         let index = Index::open(MmapDirectory::open(dir)?)?;
         Self::finish(index, fields, analyzer)
     }
@@ -224,5 +273,64 @@ fn add_products(d: &mut TantivyDocument, field: Field, products: &[String]) {
     }
     for p in products {
         d.add_text(field, p);
+    }
+}
+
+/// `<dir>.building-<pid>-<n>`: where build `n` of process `pid` stages the index.
+fn staging_dir(dir: &Path, pid: u32, n: u64) -> PathBuf {
+    let name = dir.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    dir.with_file_name(format!("{name}.building-{pid}-{n}"))
+}
+
+/// Removes staging directories left beside `dir` by builds whose process
+/// died mid-build. Those of live processes are kept: several servers may
+/// share a data directory, and one of them may be building right now.
+fn remove_dead_staging(dir: &Path) {
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name().and_then(|n| n.to_str())) else { return };
+    let prefix = format!("{name}.building-");
+    let Ok(entries) = fs::read_dir(if parent.as_os_str().is_empty() { Path::new(".") } else { parent }) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some((pid, n)) = file_name.to_str().and_then(|f| f.strip_prefix(&prefix)).and_then(|r| r.split_once('-'))
+        else {
+            continue;
+        };
+        let (Ok(pid), Ok(_)) = (pid.parse::<u32>(), n.parse::<u64>()) else { continue };
+        if process_may_be_alive(pid) {
+            continue;
+        }
+        match fs::remove_dir_all(entry.path()) {
+            Ok(()) => tracing::info!(path = %entry.path().display(), "removed the staging directory of a dead build"),
+            Err(e) => {
+                tracing::warn!(path = %entry.path().display(), error = %e, "cannot remove a dead build's staging")
+            }
+        }
+    }
+}
+
+/// False only when `pid` is known not to run: without `/proc` (not Linux)
+/// nothing is known, and leaking a directory beats deleting a live build.
+pub(crate) fn process_may_be_alive(pid: u32) -> bool {
+    let proc = Path::new("/proc");
+    !proc.join("self").exists() || proc.join(pid.to_string()).exists()
+}
+
+/// Errors of the storage rather than of the data: building in memory instead
+/// avoids them.
+fn is_storage_error(e: &IndexError) -> bool {
+    use tantivy::TantivyError as T;
+    match e {
+        IndexError::Io(_) | IndexError::Directory(_) => true,
+        IndexError::Tantivy(t) => matches!(
+            t,
+            T::IoError(_)
+                | T::OpenDirectoryError(_)
+                | T::OpenReadError(_)
+                | T::OpenWriteError(_)
+                | T::LockFailure(..)
+                | T::DataCorruption(_)
+        ),
     }
 }

@@ -78,6 +78,9 @@ pub enum RetrievalError {
     Embed(#[from] EmbedError),
     #[error("retrieval mode `{0}` needs the embedding model, which is not loaded")]
     NoModel(&'static str),
+    /// The model returned NaN or infinity: every cosine would be NaN.
+    #[error("the query embedding is not finite")]
+    NonFiniteQuery,
 }
 
 /// One FAQ proposed for a query.
@@ -150,6 +153,25 @@ impl Retriever {
         &self.kb.faqs[c.faq]
     }
 
+    /// Whether the index and the phrasing vectors can answer: one document
+    /// and one finite vector per phrasing. Cheap (no scan).
+    pub fn check(&self) -> Result<(), String> {
+        let phrasings = self.phrasings.len();
+        let docs = self.index.num_docs();
+        if docs != phrasings as u64 {
+            return Err(format!("index holds {docs} documents for {phrasings} phrasings"));
+        }
+        if let Some(dense) = &self.dense {
+            if dense.vectors.len() != phrasings {
+                return Err(format!("{} phrasing vectors for {phrasings} phrasings", dense.vectors.len()));
+            }
+            if !dense.vectors.all_finite() {
+                return Err("phrasing vectors contain NaN or infinite values".to_string());
+            }
+        }
+        Ok(())
+    }
+
     /// The text of a candidate's best-matching phrasing.
     pub fn phrasing_text(&self, c: &Candidate) -> &str {
         let p = self.phrasings[c.phrasing];
@@ -178,6 +200,9 @@ impl Retriever {
                 Mode::Hybrid => fusion.score(&Features { bm25: c.bm25, cosine: c.cosine }),
             };
         }
+        // total_cmp ranks NaN above every score: a candidate without a real
+        // score (damaged vectors) must not reach the decision.
+        out.retain(|c| c.score.is_finite());
         out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.faq.cmp(&b.faq)));
         out.truncate(k);
         Ok(out)
@@ -208,6 +233,9 @@ impl Retriever {
         if mode != Mode::Bm25 {
             let dense = self.dense.as_ref().ok_or(RetrievalError::NoModel(mode.name()))?;
             let query = dense.embedder.embed_query(text)?;
+            if !query.iter().all(|x| x.is_finite()) {
+                return Err(RetrievalError::NonFiniteQuery);
+            }
             let keep = |ord: usize| self.passes(self.phrasings[ord].faq as usize, filter);
             for (ord, cosine) in dense.vectors.top_k(&query, self.config.dense_candidates.max(k), keep) {
                 let faq = self.phrasings[ord as usize].faq as usize;
