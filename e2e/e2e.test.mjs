@@ -5,6 +5,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { createServer } from "node:http";
 import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
@@ -15,7 +16,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 // Screenshots land in target/ (README's copies live in docs/screenshots/).
 const shots = process.env.SCREENSHOT_DIR || join(root, "target", "screenshots");
 const KEY = "e2e-agent-key";
-let server, url, browser, dataDir;
+let server, url, browser, dataDir, storeSite, storeUrl;
 
 before(async () => {
   dataDir = mkdtempSync(join(tmpdir(), "xiaoer-e2e-"));
@@ -40,9 +41,20 @@ before(async () => {
            "--disable-background-networking", "--disable-component-update", "--disable-sync"],
   });
   mkdirSync(shots, { recursive: true });
+  // A store's own site on another origin (another host name and port) that
+  // embeds the widget with the one tag from the README.
+  storeSite = createServer((req, res) => {
+    res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+    res.end(`<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>某跨境旗舰店</title></head>
+      <body><h1>某跨境旗舰店 · SK-II 神仙水</h1>
+      <script src="${url}/widget.js" data-product="p-skii-essence"></script></body></html>`);
+  });
+  await new Promise((resolve) => storeSite.listen(0, "localhost", resolve));
+  storeUrl = `http://localhost:${storeSite.address().port}/`;
 });
 
 after(async () => {
+  storeSite?.close();
   await browser?.close();
   server?.kill();
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
@@ -95,4 +107,48 @@ test("shopper gets an answer, asks for a human, agent accepts a draft, shopper s
   // Switching the widget to English changes its language.
   await shopper.getByRole("button", { name: "EN" }).click();
   await shopper.getByRole("button", { name: "Agent" }).waitFor();
+});
+
+test("the widget works on a store page of another origin; closing ends the conversation", { timeout: 240_000 }, async () => {
+  const shopper = await browser.newPage({ viewport: { width: 1280, height: 800 }, locale: "zh-CN" });
+  const rated = [];
+  shopper.on("response", (r) => { if (r.url().includes("/rating")) rated.push(r.status()); });
+  await shopper.goto(storeUrl);
+  assert.notEqual(new URL(storeUrl).origin, new URL(url).origin);
+  await shopper.getByTestId("xiaoer-open").click();
+  const input = shopper.getByTestId("xiaoer-input");
+  const log = shopper.getByTestId("xiaoer-log");
+  await input.fill("七天无理由退货怎么申请？");
+  await input.press("Enter");
+  const answer = log.locator('[data-role="bot"]', { hasText: "保税仓发货的商品支持七天无理由退货" });
+  await answer.waitFor({ timeout: 30_000 });
+  assert.equal(await log.getByText("网络开小差了").count(), 0);
+  // The shopper's 👍 is stored (their own conversation's answer).
+  await answer.getByRole("button", { name: "👍" }).click();
+  await shopper.waitForTimeout(500);
+  assert.deepEqual(rated, [200]);
+
+  await shopper.getByRole("button", { name: "转人工" }).click();
+  const banner = shopper.getByTestId("xiaoer-handoff");
+  await banner.waitFor({ state: "visible", timeout: 30_000 });
+  const conversationId = await shopper.evaluate(() => sessionStorage.getItem("xiaoer.conversation"));
+  assert.ok(conversationId);
+
+  // The agent closes the conversation: the shopper sees it ended, the banner goes.
+  const closed = await fetch(`${url}/v1/conversations/${conversationId}/close`, {
+    method: "POST", headers: { authorization: `Bearer ${KEY}` },
+  });
+  assert.equal(closed.status, 200);
+  await log.locator(".xe-note", { hasText: "本次会话已结束" }).waitFor({ timeout: 30_000 });
+  await banner.waitFor({ state: "hidden", timeout: 10_000 });
+  await shopper.screenshot({ path: join(shots, "widget-closed.png") });
+
+  // The next message starts a new conversation and the bot answers it.
+  await input.fill("发什么快递？");
+  await input.press("Enter");
+  await log.locator('[data-role="bot"]').last().waitFor();
+  await shopper.waitForFunction((old) => sessionStorage.getItem("xiaoer.conversation") !== old, conversationId);
+  const last = await log.locator('[data-role="bot"]').last().innerText();
+  assert.doesNotMatch(last, /网络开小差了|conversation/);
+  assert.equal(await banner.isVisible(), false);
 });

@@ -84,8 +84,10 @@
     for (const [label, helpful] of [["👍", true], ["👎", false]]) {
       const b = el("button", null, label);
       b.onclick = () => {
+        // Only the conversation's own shopper may rate: its id goes along.
         fetch(`${base}/v1/decisions/${id}/rating`, {
-          method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ helpful }),
+          method: "POST", headers: { "content-type": "application/json" },
+          body: JSON.stringify({ conversation_id: conversationId, helpful }),
         });
         box.replaceChildren(el("span", null, helpful ? "👍" : "👎"));
       };
@@ -107,7 +109,15 @@
     if (events || !conversationId) return;
     events = new EventSource(`${base}/v1/conversations/${encodeURIComponent(conversationId)}/events`);
     events.addEventListener("agent", (e) => add("agent", JSON.parse(e.data).message.text));
-    events.addEventListener("closed", () => { add("note", T[locale].closed).className = "xe-note"; banner.classList.remove("on"); });
+    events.addEventListener("closed", ended);
+    // A conversation that no longer exists (e.g. a wiped server) is not retried forever.
+    events.onerror = () => { if (events && events.readyState === EventSource.CLOSED) events = null; };
+  }
+  // The agent closed the conversation: say so; the next message starts a new one.
+  function ended() {
+    add("note", T[locale].closed).className = "xe-note";
+    banner.classList.remove("on");
+    if (events) { events.close(); events = null; }
   }
   async function ask(text) {
     text = text.trim();
@@ -121,8 +131,13 @@
       });
       const d = await r.json();
       if (!r.ok) { add("bot", d.message || T[locale].error); return; }
-      conversationId = d.conversation_id;
-      sessionStorage.setItem("xiaoer.conversation", conversationId);
+      if (d.conversation_id !== conversationId) {
+        // A new conversation (the first message, or the last one was closed).
+        if (events) { events.close(); events = null; }
+        banner.classList.remove("on");
+        conversationId = d.conversation_id;
+        sessionStorage.setItem("xiaoer.conversation", conversationId);
+      }
       if (d.answer) {
         const m = add("bot", d.answer);
         if (d.action === "answer" && d.decision_id) thumbs(m, d.decision_id);
