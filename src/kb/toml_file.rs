@@ -8,7 +8,7 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
-use super::error::{Problem, line_of};
+use super::error::{LineIndex, Problem};
 use super::types::{Faq, Lexicon, Location, Product};
 
 const FAQ_KEYS: &[&str] =
@@ -69,13 +69,13 @@ struct RawProduct {
 
 struct Ctx<'a> {
     path: &'a Path,
-    text: &'a str,
+    lines: LineIndex,
     problems: &'a mut Vec<Problem>,
 }
 
 impl Ctx<'_> {
     fn line(&self, span: &std::ops::Range<usize>) -> usize {
-        line_of(self.text, span.start)
+        self.lines.line(span.start)
     }
     fn report(&mut self, line: usize, message: String) {
         self.problems.push(Problem::new(self.path, Some(line), message));
@@ -84,7 +84,7 @@ impl Ctx<'_> {
 
 pub(super) fn parse(path: &Path, text: &str, problems: &mut Vec<Problem>) -> ParsedFile {
     let mut out = ParsedFile::default();
-    let mut ctx = Ctx { path, text, problems };
+    let mut ctx = Ctx { path, lines: LineIndex::new(text), problems };
     let root = match DeTable::parse(text) {
         Ok(root) => root,
         Err(e) => {
