@@ -8,7 +8,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::edit::{FaqEdit, FaqInput};
+use super::error::LineIndex;
 use super::types::KnowledgeBase;
+use super::validate::is_blank;
 
 /// What an import found: the entries it would write and every bad row.
 #[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
@@ -77,10 +79,10 @@ pub fn parse_csv(bytes: &[u8], kb: &KnowledgeBase) -> ImportReport {
         };
         let cell = |name: &str| index(name).and_then(|i| record.get(i)).map(str::trim).unwrap_or("").to_string();
         let list = |name: &str, seps: &[char]| -> Vec<String> {
-            cell(name).split(seps).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+            cell(name).split(seps).map(str::trim).filter(|s| !is_blank(s)).map(str::to_string).collect()
         };
         let mut answer = std::collections::BTreeMap::from([("zh".to_string(), cell("answer"))]);
-        if !cell("answer_en").is_empty() {
+        if !is_blank(&cell("answer_en")) {
             answer.insert("en".into(), cell("answer_en"));
         }
         let input = FaqInput {
@@ -118,12 +120,17 @@ fn check(report: &mut ImportReport, row: usize, id: String, input: FaqInput, kb:
 /// a table of locale → text (what `xiaoer kb export --format jsonl` writes).
 pub fn parse_jsonl(bytes: &[u8], kb: &KnowledgeBase) -> ImportReport {
     let mut report = ImportReport { encoding: "UTF-8".into(), ..Default::default() };
-    let Ok(text) = std::str::from_utf8(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)) else {
-        report.problems.push((1, "JSON Lines must be UTF-8".into()));
-        return report;
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            let at = e.valid_up_to();
+            report.problems.push((LineIndex::new(&bytes[..at]).line(at), "JSON Lines must be UTF-8".into()));
+            return report;
+        }
     };
     let mut seen = std::collections::HashMap::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !is_blank(l)) {
         let row = i + 1;
         report.rows += 1;
         let mut value: serde_json::Value = match serde_json::from_str(line) {
@@ -183,4 +190,29 @@ pub fn export_csv(kb: &KnowledgeBase) -> Result<String, csv::Error> {
     }
     let bytes = w.into_inner().map_err(|e| e.into_error())?;
     Ok(String::from_utf8(bytes).expect("written from &str"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_rows_with_bad_ids_or_invisible_texts_are_reported_by_row() {
+        let text = "编号,问题,相似问法,答案\nok-1,包邮吗,\u{200B}|包不包邮,包邮\n../x,退货,,可以\nblank,\u{200B}\u{200B},,可以\nno-answer,运费,,\u{FEFF}\u{202E}\n";
+        let r = parse_csv(text.as_bytes(), &KnowledgeBase::default());
+        assert_eq!(r.entries.len(), 1);
+        assert_eq!(r.entries[0].entry.as_ref().unwrap().similar, ["包不包邮"]);
+        let has = |row: usize, needle: &str| r.problems.iter().any(|(r, m)| *r == row && m.contains(needle));
+        assert!(has(3, "id `../x`"), "{:?}", r.problems);
+        assert!(has(4, "`question` is empty"), "{:?}", r.problems);
+        assert!(has(5, "`zh` answer"), "{:?}", r.problems);
+    }
+
+    #[test]
+    fn jsonl_import_names_the_line_of_bad_utf8() {
+        let mut bytes = b"{\"id\":\"a\",\"question\":\"q\",\"answer\":\"x\"}\n\n{\"id\":\"b\",\"question\":\"".to_vec();
+        bytes.extend([0xcd, 0xcb]);
+        let r = parse_jsonl(&bytes, &KnowledgeBase::default());
+        assert_eq!(r.problems, [(3, "JSON Lines must be UTF-8".to_string())]);
+    }
 }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::error::{KbError, Problem};
+use super::error::{KbError, LineIndex, Problem};
 use super::jsonl;
 use super::toml_file::{self, ParsedFile};
 use super::types::{KnowledgeBase, Location};
@@ -60,8 +60,11 @@ fn load_files(files: Vec<PathBuf>, opts: &KbOptions) -> Result<KnowledgeBase, Kb
     for path in &files {
         let text = match fs::read(path).map(String::from_utf8) {
             Ok(Ok(text)) => text,
-            Ok(Err(_)) => {
-                problems.push(Problem::new(path, None, "not valid UTF-8 (save the file as UTF-8)"));
+            Ok(Err(e)) => {
+                let at = e.utf8_error().valid_up_to();
+                let line = LineIndex::new(&e.as_bytes()[..at]).line(at);
+                let message = format!("not valid UTF-8 (byte 0x{:02X}; save the file as UTF-8)", e.as_bytes()[at]);
+                problems.push(Problem::new(path, Some(line), message));
                 continue;
             }
             Err(e) => {
