@@ -192,6 +192,20 @@ fn texts_of_invisible_characters_are_empty() {
 }
 
 #[test]
+fn files_starting_with_a_utf8_bom_load() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "products.toml", PRODUCTS);
+    write(dir.path(), "faq.toml", "\u{FEFF}[[faq]]\nid = \"x\"\nquestion = \"包邮吗\"\nanswer = \"包邮\"\n");
+    write(dir.path(), "more.jsonl", "\u{FEFF}{\"id\":\"y\",\"question\":\"几天到\",\"answer\":\"3天\"}\n");
+    write(dir.path(), "dict.txt", "\u{FEFF}小金瓶 10 n\n");
+    write(dir.path(), "synonyms.txt", "\u{FEFF}多少钱 = 价格\n");
+    let kb = load_dir(dir.path(), &KbOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(kb.faqs.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(), ["x", "y"]);
+    assert!(kb.dict_words.iter().any(|w| w == "小金瓶"), "{:?}", kb.dict_words);
+    assert_eq!(kb.synonyms, [["多少钱", "价格"]]);
+}
+
+#[test]
 fn cli_check_names_file_and_line_and_fails() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "products.toml", PRODUCTS);

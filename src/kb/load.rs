@@ -75,11 +75,13 @@ fn load_files(files: Vec<PathBuf>, opts: &KbOptions) -> Result<KnowledgeBase, Kb
         hasher.update(path.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default());
         hasher.update((text.len() as u64).to_le_bytes());
         hasher.update(text.as_bytes());
+        // Notepad and Excel start UTF-8 files with a byte-order mark; it is no content.
+        let text = text.strip_prefix('\u{FEFF}').unwrap_or(&text);
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         match path.extension().and_then(|e| e.to_str()) {
             Some("toml") => {
                 let ParsedFile { faqs, products, product_refs, words, lexicon } =
-                    toml_file::parse(path, &text, &mut problems);
+                    toml_file::parse(path, text, &mut problems);
                 if let Some(lexicon) = lexicon {
                     kb.lexicon.human.extend(lexicon.human);
                     kb.lexicon.complaint.extend(lexicon.complaint);
@@ -94,9 +96,9 @@ fn load_files(files: Vec<PathBuf>, opts: &KbOptions) -> Result<KnowledgeBase, Kb
                 kb.products.extend(products);
                 kb.dict_words.extend(words);
             }
-            Some("jsonl") => kb.faqs.extend(jsonl::parse(path, &text, opts, &mut problems)),
-            _ if name == "dict.txt" => kb.dict_words.extend(parse_dict(&text)),
-            _ if name == "synonyms.txt" => kb.synonyms.extend(parse_synonyms(path, &text, &mut problems)),
+            Some("jsonl") => kb.faqs.extend(jsonl::parse(path, text, opts, &mut problems)),
+            _ if name == "dict.txt" => kb.dict_words.extend(parse_dict(text)),
+            _ if name == "synonyms.txt" => kb.synonyms.extend(parse_synonyms(path, text, &mut problems)),
             _ => {} // other text files (READMEs, notes) are not knowledge
         }
     }
