@@ -10,7 +10,9 @@ use sha2::{Digest, Sha256};
 
 use super::toml_file::parse_time_text;
 use super::types::{Faq, KnowledgeBase, Location};
-use super::validate::{MAX_ANSWER_CHARS, MAX_PHRASING_CHARS, check_id, check_length, check_similar_count, is_blank};
+use super::validate::{
+    MAX_ANSWER_CHARS, MAX_PHRASING_CHARS, check_id, check_length, check_similar_count, is_blank, shown,
+};
 
 /// A FAQ as the admin API and the importers take it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -76,7 +78,7 @@ impl FaqInput {
         }
         for p in &self.products {
             if !kb.products.iter().any(|x| x.id == *p) {
-                problems.push(format!("unknown product id `{p}`"));
+                problems.push(format!("unknown product id `{}`", shown(p)));
             }
         }
         let mut time = |name: &str, v: &Option<String>| match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
@@ -152,7 +154,7 @@ pub fn apply_edits(kb: &mut KnowledgeBase, edits: &[FaqEdit]) -> Vec<String> {
                     Some(i) => kb.faqs[i] = faq,
                     None => kb.faqs.push(faq),
                 },
-                Err(p) => problems.push(format!("edit of `{}` skipped: {}", edit.id, p.join("; "))),
+                Err(p) => problems.push(format!("edit of `{}` skipped: {}", shown(&edit.id), p.join("; "))),
             },
         }
     }
@@ -246,6 +248,19 @@ mod tests {
         let mut at_limits = input(&"问".repeat(MAX_PHRASING_CHARS), &"答".repeat(MAX_ANSWER_CHARS));
         at_limits.similar = (0..MAX_SIMILAR).map(|i| format!("问法{i}")).collect();
         assert!(at_limits.to_faq("x", &KnowledgeBase::default(), "test").is_ok());
+    }
+
+    #[test]
+    fn quoted_product_ids_and_edit_ids_show_invisible_characters_escaped() {
+        let mut entry = input("包邮吗", "包邮");
+        entry.products = vec!["p-1\u{202E}\nOK".into()];
+        assert_eq!(problems("x", &entry), "unknown product id `p-1\\u{202e}\\u{a}OK`");
+        let mut kb = KnowledgeBase::default();
+        let skipped = apply_edits(&mut kb, &[FaqEdit { id: "a\u{2066}b".into(), entry: Some(input("q", "a")) }]);
+        assert!(
+            skipped[0].starts_with("edit of `a\\u{2066}b` skipped: id `a\\u{2066}b` may contain only"),
+            "{skipped:?}"
+        );
     }
 
     #[test]

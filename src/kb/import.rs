@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use super::edit::{FaqEdit, FaqInput};
 use super::error::LineIndex;
 use super::types::KnowledgeBase;
-use super::validate::is_blank;
+use super::validate::{is_blank, shown};
 
 /// What an import found: the entries it would write and every bad row.
 #[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
@@ -107,7 +107,7 @@ pub fn parse_csv(bytes: &[u8], kb: &KnowledgeBase) -> ImportReport {
             _ => format!("csv-{}", &hex::encode(Sha256::digest(input.question.as_bytes()))[..12]),
         };
         if let Some(first) = seen.insert(id.clone(), row) {
-            report.problems.push((row, format!("same entry as row {first} (id `{id}`)")));
+            report.problems.push((row, format!("same entry as row {first} (id `{}`)", shown(&id))));
             continue;
         }
         check(&mut report, row, id, input, kb);
@@ -204,7 +204,7 @@ pub fn parse_jsonl(bytes: &[u8], kb: &KnowledgeBase) -> ImportReport {
             }
         };
         if let Some(first) = seen.insert(id.clone(), row) {
-            report.problems.push((row, format!("same id `{id}` as line {first}")));
+            report.problems.push((row, format!("same id `{}` as line {first}", shown(&id))));
             continue;
         }
         check(&mut report, row, id, input, kb);

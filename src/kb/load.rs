@@ -8,6 +8,7 @@ use super::error::{KbError, LineIndex, Problem};
 use super::jsonl;
 use super::toml_file::{self, ParsedFile};
 use super::types::{KnowledgeBase, Location};
+use super::validate::shown;
 
 /// How strict loading is.
 #[derive(Debug, Clone)]
@@ -110,7 +111,7 @@ fn load_files(files: Vec<PathBuf>, opts: &KbOptions) -> Result<KnowledgeBase, Kb
             problems.push(Problem::new(
                 path,
                 Some(r.line),
-                format!("unknown product id `{}` in faq `{faq}`", r.product_id),
+                format!("unknown product id `{}` in faq `{faq}`", shown(&r.product_id)),
             ));
         }
     }

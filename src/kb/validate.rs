@@ -76,7 +76,7 @@ pub fn check_similar_count(n: usize) -> Result<(), String> {
 
 /// `text` cut to a readable length with control and invisible characters
 /// escaped, so a message cannot be reordered or split by the text it quotes.
-fn shown(text: &str) -> String {
+pub(crate) fn shown(text: &str) -> String {
     let mut out = String::new();
     for (i, c) in text.chars().enumerate() {
         if i == MAX_ID_CHARS {
