@@ -124,6 +124,88 @@ fn non_utf8_file_is_reported() {
 }
 
 #[test]
+fn non_utf8_names_the_line_of_the_first_bad_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "products.toml", PRODUCTS);
+    let mut toml = "# 退货政策\n[[faq]]\nid = \"r\"\nquestion = \"".as_bytes().to_vec();
+    toml.extend([0xcd, 0xcb, 0xbb, 0xf5]); // "退货" in GBK
+    toml.extend("\"\nanswer = \"可以\"\n".as_bytes());
+    fs::write(dir.path().join("gbk.toml"), toml).unwrap();
+    // A UTF-8 sequence cut short at the very end of the file.
+    let mut jsonl = "{\"id\":\"1\",\"question\":\"包邮吗\",\"answer\":\"包邮\"}\n\n".as_bytes().to_vec();
+    jsonl.extend(&"退".as_bytes()[..2]);
+    fs::write(dir.path().join("cut.jsonl"), jsonl).unwrap();
+    let ps = load_dir(dir.path(), &KbOptions::default()).unwrap_err().problems;
+    assert_problem(&ps, "gbk.toml", 4, "not valid UTF-8");
+    assert_problem(&ps, "cut.jsonl", 3, "not valid UTF-8");
+    let shown = ps.iter().find(|p| p.file.ends_with("gbk.toml")).unwrap().to_string();
+    assert!(shown.ends_with("gbk.toml:4: not valid UTF-8 (byte 0xCD; save the file as UTF-8)"), "{shown}");
+}
+
+#[test]
+fn bad_ids_and_overlong_texts_are_located() {
+    let similar: String = (0..=200).map(|i| format!("  \"怎么退货{i}\",\n")).collect();
+    let toml = [
+        "[[faq]]\nid = \"../etc/passwd\"\nquestion = \"退货地址\"\nanswer = \"见订单页\"\n\n".to_string(),
+        "[[faq]]\nid = \"gift\\u202Etxt.exe\"\nquestion = \"有赠品吗\"\nanswer = \"有\"\n\n".to_string(),
+        format!("[[faq]]\nid = \"long-q\"\nquestion = \"{}\"\nanswer = \"好的\"\n\n", "问".repeat(501)),
+        format!("[[faq]]\nid = \"many\"\nquestion = \"怎么退货\"\nsimilar = [\n{similar}]\nanswer = {{ zh = \"{}\", en = \"ok\" }}\n", "答".repeat(5001)),
+    ]
+    .concat();
+    let jsonl = [
+        "{\"id\":\"a/b\",\"question\":\"包邮吗\",\"answer\":\"包邮\"}\n".to_string(),
+        format!("{{\"id\":\"long\",\"question\":\"{}\",\"answer\":\"好\"}}\n", "问".repeat(501)),
+        format!("{{\"id\":\"{}\",\"question\":\"q\",\"answer\":\"好\"}}\n", "x".repeat(65)),
+        format!(
+            "{{\"id\":\"sim\",\"question\":\"q\",\"similar\":[\"\",\"{}\"],\"answer\":\"好\"}}\n",
+            "问".repeat(501)
+        ),
+    ]
+    .concat();
+    let ps = problems(&[("faq.toml", &toml), ("import.jsonl", &jsonl)]);
+    assert_problem(&ps, "faq.toml", 2, "id `../etc/passwd` may contain only ASCII letters");
+    assert_problem(&ps, "faq.toml", 7, "id `gift\\u{202e}txt.exe` may contain only");
+    assert_problem(&ps, "faq.toml", 13, "`question` is too long: 501 characters (at most 500)");
+    // The 201st phrasing's line, then the answer's.
+    assert_problem(&ps, "faq.toml", 220, "too many similar phrasings: 201 (at most 200)");
+    assert_problem(&ps, "faq.toml", 222, "answer for locale `zh` is too long: 5001 characters (at most 5000)");
+    assert_problem(&ps, "import.jsonl", 1, "id `a/b`");
+    assert_problem(&ps, "import.jsonl", 2, "`question` is too long");
+    assert_problem(&ps, "import.jsonl", 3, "is too long: 65 characters (at most 64)");
+    assert_problem(&ps, "import.jsonl", 4, "similar phrasing 2 is too long");
+    assert_eq!(ps.len(), 9, "{ps:?}");
+}
+
+#[test]
+fn texts_of_invisible_characters_are_empty() {
+    let toml = concat!(
+        "[[faq]]\nid = \"zw\"\nquestion = \"\\u200B\\u200B\"\nanswer = \"\\uFEFF\\u202E\"\n",
+        "similar = [\"\\u2060\", \"亲\\u200B\"]\n",
+    );
+    let jsonl = "{\"id\":\"zw2\",\"question\":\"\\u200d\\u3000\",\"answer\":\"在的\"}\n";
+    let ps = problems(&[("faq.toml", toml), ("import.jsonl", jsonl)]);
+    assert_problem(&ps, "faq.toml", 3, "`question` is empty");
+    assert_problem(&ps, "faq.toml", 4, "empty answer for locale `zh`");
+    assert_problem(&ps, "faq.toml", 5, "empty phrasing in `similar`");
+    assert_problem(&ps, "import.jsonl", 1, "`question` is empty");
+    assert_eq!(ps.len(), 4, "{ps:?}");
+}
+
+#[test]
+fn files_starting_with_a_utf8_bom_load() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "products.toml", PRODUCTS);
+    write(dir.path(), "faq.toml", "\u{FEFF}[[faq]]\nid = \"x\"\nquestion = \"包邮吗\"\nanswer = \"包邮\"\n");
+    write(dir.path(), "more.jsonl", "\u{FEFF}{\"id\":\"y\",\"question\":\"几天到\",\"answer\":\"3天\"}\n");
+    write(dir.path(), "dict.txt", "\u{FEFF}小金瓶 10 n\n");
+    write(dir.path(), "synonyms.txt", "\u{FEFF}多少钱 = 价格\n");
+    let kb = load_dir(dir.path(), &KbOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(kb.faqs.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(), ["x", "y"]);
+    assert!(kb.dict_words.iter().any(|w| w == "小金瓶"), "{:?}", kb.dict_words);
+    assert_eq!(kb.synonyms, [["多少钱", "价格"]]);
+}
+
+#[test]
 fn cli_check_names_file_and_line_and_fails() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "products.toml", PRODUCTS);

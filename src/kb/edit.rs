@@ -10,6 +10,9 @@ use sha2::{Digest, Sha256};
 
 use super::toml_file::parse_time_text;
 use super::types::{Faq, KnowledgeBase, Location};
+use super::validate::{
+    MAX_ANSWER_CHARS, MAX_PHRASING_CHARS, check_id, check_length, check_similar_count, is_blank, shown,
+};
 
 /// A FAQ as the admin API and the importers take it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -46,24 +49,36 @@ impl FaqInput {
     /// Checks the entry and turns it into a [`Faq`]; every problem is listed.
     pub fn to_faq(&self, id: &str, kb: &KnowledgeBase, source: &str) -> Result<Faq, Vec<String>> {
         let mut problems = Vec::new();
-        let id = id.trim();
-        if id.is_empty() || id.chars().any(char::is_whitespace) {
-            problems.push(format!("id `{id}` must be non-empty without spaces"));
-        }
-        if self.question.trim().is_empty() {
-            problems.push("`question` is empty".into());
-        }
-        if self.answer.get("zh").is_none_or(|a| a.trim().is_empty()) {
+        // Not trimmed: the id must be exactly the one edits are stored under.
+        let question = self.question.trim();
+        let similar: Vec<String> = self.similar.iter().map(|s| s.trim().to_string()).filter(|s| !is_blank(s)).collect();
+        let mut checks = vec![
+            check_id(id),
+            if is_blank(question) { Err("`question` is empty".into()) } else { Ok(()) },
+            check_length("`question`", question, MAX_PHRASING_CHARS),
+            check_similar_count(similar.len()),
+        ];
+        checks.extend(
+            self.similar
+                .iter()
+                .enumerate()
+                .map(|(i, s)| check_length(&format!("similar phrasing {}", i + 1), s.trim(), MAX_PHRASING_CHARS)),
+        );
+        problems.extend(checks.into_iter().filter_map(Result::err));
+        if self.answer.get("zh").is_none_or(|a| is_blank(a)) {
             problems.push("a non-empty `zh` answer is required".into());
         }
         for (locale, text) in &self.answer {
-            if text.trim().is_empty() {
+            if is_blank(text) {
                 problems.push(format!("empty answer for locale `{locale}`"));
+            } else if let Err(e) = check_length(&format!("answer for locale `{locale}`"), text.trim(), MAX_ANSWER_CHARS)
+            {
+                problems.push(e);
             }
         }
         for p in &self.products {
             if !kb.products.iter().any(|x| x.id == *p) {
-                problems.push(format!("unknown product id `{p}`"));
+                problems.push(format!("unknown product id `{}`", shown(p)));
             }
         }
         let mut time = |name: &str, v: &Option<String>| match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
@@ -90,8 +105,8 @@ impl FaqInput {
         }
         Ok(Faq {
             id: id.to_string(),
-            question: self.question.trim().to_string(),
-            similar: self.similar.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+            question: question.to_string(),
+            similar,
             answers: self.answer.iter().map(|(l, t)| (l.to_ascii_lowercase(), t.trim().to_string())).collect(),
             category: self.category.trim().to_string(),
             tags: self.tags.clone(),
@@ -142,7 +157,7 @@ pub fn apply_edits(kb: &mut KnowledgeBase, edits: &[FaqEdit]) -> Vec<String> {
                     Some(i) => kb.faqs[i] = faq,
                     None => kb.faqs.push(faq),
                 },
-                Err(p) => problems.push(format!("edit of `{}` skipped: {}", edit.id, p.join("; "))),
+                Err(p) => problems.push(format!("edit of `{}` skipped: {}", shown(&edit.id), p.join("; "))),
             },
         }
     }
@@ -177,4 +192,88 @@ pub fn export_jsonl(kb: &KnowledgeBase) -> String {
                 + "\n"
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kb::validate::{MAX_ANSWER_CHARS, MAX_PHRASING_CHARS, MAX_SIMILAR};
+
+    fn input(question: &str, answer: &str) -> FaqInput {
+        FaqInput {
+            question: question.into(),
+            similar: Vec::new(),
+            answer: BTreeMap::from([("zh".to_string(), answer.to_string())]),
+            category: String::new(),
+            tags: Vec::new(),
+            products: Vec::new(),
+            valid_from: None,
+            valid_until: None,
+            priority: 0,
+        }
+    }
+
+    fn problems(id: &str, input: &FaqInput) -> String {
+        input.to_faq(id, &KnowledgeBase::default(), "test").expect_err(id).join("\n")
+    }
+
+    #[test]
+    fn ids_are_checked_exactly_as_given() {
+        let entry = input("包邮吗", "全场包邮");
+        assert_eq!(entry.to_faq("ship-free_2.0", &KnowledgeBase::default(), "test").unwrap().id, "ship-free_2.0");
+        let long = "x".repeat(65);
+        for bad in
+            ["", " ship", "ship\n", "../etc/passwd", "a/b", "ship\u{202E}", "ship\u{200B}", "退货", &long, ".x", "a..b"]
+        {
+            assert!(problems(bad, &entry).starts_with("id `"), "{bad:?}: {}", problems(bad, &entry));
+        }
+    }
+
+    #[test]
+    fn lengths_and_counts_are_limited() {
+        let mut entry = input(&"问".repeat(MAX_PHRASING_CHARS + 1), &"答".repeat(MAX_ANSWER_CHARS + 1));
+        entry.similar = (0..=MAX_SIMILAR).map(|i| format!("问法{i}")).collect();
+        entry.similar[3] = "长".repeat(MAX_PHRASING_CHARS + 1);
+        entry.answer.insert("en".into(), "a".repeat(MAX_ANSWER_CHARS + 1));
+        let p = problems("x", &entry);
+        for needle in [
+            "`question` is too long: 501 characters (at most 500)",
+            "too many similar phrasings: 201 (at most 200)",
+            "similar phrasing 4 is too long: 501 characters",
+            "answer for locale `zh` is too long: 5001 characters (at most 5000)",
+            "answer for locale `en` is too long",
+        ] {
+            assert!(p.contains(needle), "{needle:?} not in:\n{p}");
+        }
+        let mut at_limits = input(&"问".repeat(MAX_PHRASING_CHARS), &"答".repeat(MAX_ANSWER_CHARS));
+        at_limits.similar = (0..MAX_SIMILAR).map(|i| format!("问法{i}")).collect();
+        assert!(at_limits.to_faq("x", &KnowledgeBase::default(), "test").is_ok());
+    }
+
+    #[test]
+    fn quoted_product_ids_and_edit_ids_show_invisible_characters_escaped() {
+        let mut entry = input("包邮吗", "包邮");
+        entry.products = vec!["p-1\u{202E}\nOK".into()];
+        assert_eq!(problems("x", &entry), "unknown product id `p-1\\u{202e}\\u{a}OK`");
+        let mut kb = KnowledgeBase::default();
+        let skipped = apply_edits(&mut kb, &[FaqEdit { id: "a\u{2066}b".into(), entry: Some(input("q", "a")) }]);
+        assert!(
+            skipped[0].starts_with("edit of `a\\u{2066}b` skipped: id `a\\u{2066}b` may contain only"),
+            "{skipped:?}"
+        );
+    }
+
+    #[test]
+    fn texts_of_invisible_characters_are_empty() {
+        let mut entry = input("\u{200B}\u{3000}", "\u{FEFF}\u{202E}");
+        entry.answer.insert("en".into(), "\u{2060}".into());
+        let p = problems("x", &entry);
+        for needle in ["`question` is empty", "a non-empty `zh` answer is required", "empty answer for locale `en`"] {
+            assert!(p.contains(needle), "{needle:?} not in:\n{p}");
+        }
+        let mut ok = input("亲\u{200B}", "在的");
+        ok.similar = vec!["\u{200D}\u{FE0F}".into(), "在吗".into()];
+        let faq = ok.to_faq("x", &KnowledgeBase::default(), "test").unwrap();
+        assert_eq!(faq.similar, ["在吗"]);
+    }
 }

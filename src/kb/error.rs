@@ -45,7 +45,38 @@ impl fmt::Display for KbError {
 
 impl std::error::Error for KbError {}
 
-/// 1-based line of a byte offset in `text`.
-pub(crate) fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+/// Where each line of a file starts, built once per file: finding a span's
+/// line is then a binary search, where counting newlines from the top for
+/// every span made loading a large file quadratic.
+pub(crate) struct LineIndex {
+    /// Byte offset of the first byte after each `\n`.
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    pub(crate) fn new(text: impl AsRef<[u8]>) -> Self {
+        let starts = text.as_ref().iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i + 1).collect();
+        LineIndex { starts }
+    }
+
+    /// 1-based line of a byte offset; offsets past the end count as on the last line.
+    pub(crate) fn line(&self, offset: usize) -> usize {
+        self.starts.partition_point(|&s| s <= offset) + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LineIndex;
+
+    #[test]
+    fn line_index_counts_newlines_before_the_offset() {
+        let text = "a\nbc\n\n退货\n";
+        let index = LineIndex::new(text);
+        let naive = |o: usize| text.as_bytes()[..o.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1;
+        for offset in 0..text.len() + 3 {
+            assert_eq!(index.line(offset), naive(offset), "offset {offset}");
+        }
+        assert_eq!(LineIndex::new("").line(0), 1);
+    }
 }

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::error::Problem;
 use super::load::KbOptions;
 use super::types::{Faq, Location};
+use super::validate::{MAX_ANSWER_CHARS, MAX_PHRASING_CHARS, check_id, check_length, check_similar_count, is_blank};
 
 /// Extra keys are ignored: external data sets carry their own metadata.
 #[derive(Deserialize)]
@@ -41,7 +42,7 @@ pub(super) fn parse(path: &Path, text: &str, opts: &KbOptions, problems: &mut Ve
     let mut faqs = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
-        if raw.trim().is_empty() {
+        if is_blank(raw) {
             continue;
         }
         let mut report = |m: String| problems.push(Problem::new(path, Some(line), m));
@@ -65,25 +66,37 @@ pub(super) fn parse(path: &Path, text: &str, opts: &KbOptions, problems: &mut Ve
                 m.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_string())).collect()
             }
         };
-        answers.retain(|_, t| !t.is_empty());
-        let mut ok = true;
-        if id.is_empty() {
-            report("`id` must be a non-empty string or a number".into());
-            ok = false;
-        }
-        if question.is_empty() {
-            report("`question` is empty".into());
-            ok = false;
-        }
+        answers.retain(|_, t| !is_blank(t));
+        let mut similar: Vec<String> = entry.similar.into_iter().map(|s| s.trim().to_string()).collect();
+        let mut checks = vec![
+            if id.is_empty() { Err("`id` must be a non-empty string or a number".into()) } else { check_id(&id) },
+            if is_blank(&question) { Err("`question` is empty".into()) } else { Ok(()) },
+            check_length("`question`", &question, MAX_PHRASING_CHARS),
+        ];
+        checks.extend(
+            similar
+                .iter()
+                .enumerate()
+                .map(|(i, s)| check_length(&format!("similar phrasing {}", i + 1), s, MAX_PHRASING_CHARS)),
+        );
+        similar.retain(|s| !is_blank(s));
+        checks.push(check_similar_count(similar.len()));
+        checks.extend(
+            answers.iter().map(|(l, t)| check_length(&format!("answer for locale `{l}`"), t, MAX_ANSWER_CHARS)),
+        );
         if opts.require_answers && !answers.contains_key("zh") {
-            report("missing or empty `answer` (a `zh` answer is required)".into());
+            checks.push(Err("missing or empty `answer` (a `zh` answer is required)".into()));
+        }
+        let mut ok = true;
+        for message in checks.into_iter().filter_map(Result::err) {
+            report(message);
             ok = false;
         }
         if ok {
             faqs.push(Faq {
                 id,
                 question,
-                similar: entry.similar.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+                similar,
                 answers,
                 category: entry.category,
                 tags: entry.tags,

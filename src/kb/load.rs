@@ -4,10 +4,11 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::error::{KbError, Problem};
+use super::error::{KbError, LineIndex, Problem};
 use super::jsonl;
 use super::toml_file::{self, ParsedFile};
 use super::types::{KnowledgeBase, Location};
+use super::validate::shown;
 
 /// How strict loading is.
 #[derive(Debug, Clone)]
@@ -60,8 +61,11 @@ fn load_files(files: Vec<PathBuf>, opts: &KbOptions) -> Result<KnowledgeBase, Kb
     for path in &files {
         let text = match fs::read(path).map(String::from_utf8) {
             Ok(Ok(text)) => text,
-            Ok(Err(_)) => {
-                problems.push(Problem::new(path, None, "not valid UTF-8 (save the file as UTF-8)"));
+            Ok(Err(e)) => {
+                let at = e.utf8_error().valid_up_to();
+                let line = LineIndex::new(&e.as_bytes()[..at]).line(at);
+                let message = format!("not valid UTF-8 (byte 0x{:02X}; save the file as UTF-8)", e.as_bytes()[at]);
+                problems.push(Problem::new(path, Some(line), message));
                 continue;
             }
             Err(e) => {
@@ -72,11 +76,13 @@ fn load_files(files: Vec<PathBuf>, opts: &KbOptions) -> Result<KnowledgeBase, Kb
         hasher.update(path.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default());
         hasher.update((text.len() as u64).to_le_bytes());
         hasher.update(text.as_bytes());
+        // Notepad and Excel start UTF-8 files with a byte-order mark; it is no content.
+        let text = text.strip_prefix('\u{FEFF}').unwrap_or(&text);
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         match path.extension().and_then(|e| e.to_str()) {
             Some("toml") => {
                 let ParsedFile { faqs, products, product_refs, words, lexicon } =
-                    toml_file::parse(path, &text, &mut problems);
+                    toml_file::parse(path, text, &mut problems);
                 if let Some(lexicon) = lexicon {
                     kb.lexicon.human.extend(lexicon.human);
                     kb.lexicon.complaint.extend(lexicon.complaint);
@@ -91,9 +97,9 @@ fn load_files(files: Vec<PathBuf>, opts: &KbOptions) -> Result<KnowledgeBase, Kb
                 kb.products.extend(products);
                 kb.dict_words.extend(words);
             }
-            Some("jsonl") => kb.faqs.extend(jsonl::parse(path, &text, opts, &mut problems)),
-            _ if name == "dict.txt" => kb.dict_words.extend(parse_dict(&text)),
-            _ if name == "synonyms.txt" => kb.synonyms.extend(parse_synonyms(path, &text, &mut problems)),
+            Some("jsonl") => kb.faqs.extend(jsonl::parse(path, text, opts, &mut problems)),
+            _ if name == "dict.txt" => kb.dict_words.extend(parse_dict(text)),
+            _ if name == "synonyms.txt" => kb.synonyms.extend(parse_synonyms(path, text, &mut problems)),
             _ => {} // other text files (READMEs, notes) are not knowledge
         }
     }
@@ -105,7 +111,7 @@ fn load_files(files: Vec<PathBuf>, opts: &KbOptions) -> Result<KnowledgeBase, Kb
             problems.push(Problem::new(
                 path,
                 Some(r.line),
-                format!("unknown product id `{}` in faq `{faq}`", r.product_id),
+                format!("unknown product id `{}` in faq `{faq}`", shown(&r.product_id)),
             ));
         }
     }

@@ -11,14 +11,14 @@ mod jsonl;
 mod load;
 mod toml_file;
 mod types;
+mod validate;
 
 pub use edit::{FaqEdit, FaqInput, apply_edits, export_jsonl, export_toml};
 pub use error::{KbError, Problem};
 pub use import::{ImportReport, export_csv, parse_csv, parse_jsonl};
 pub use load::{KbOptions, load_dir, load_path};
 pub use types::{Faq, KnowledgeBase, Lexicon, Location, Product};
-
-/// PLACEHOLDER until the kb-loaders branch lands.
-pub fn is_blank(text: &str) -> bool {
-    text.chars().all(|c| c.is_whitespace() || matches!(c, '\u{200B}'..='\u{200F}' | '\u{2060}' | '\u{FEFF}'))
-}
+pub use validate::{
+    MAX_ANSWER_CHARS, MAX_ID_CHARS, MAX_PHRASING_CHARS, MAX_SIMILAR, check_id, check_length, check_similar_count,
+    is_blank,
+};

@@ -8,8 +8,11 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
-use super::error::{Problem, line_of};
+use super::error::{LineIndex, Problem};
 use super::types::{Faq, Lexicon, Location, Product};
+use super::validate::{
+    MAX_ANSWER_CHARS, MAX_PHRASING_CHARS, MAX_SIMILAR, check_id, check_length, check_similar_count, is_blank,
+};
 
 const FAQ_KEYS: &[&str] =
     &["id", "question", "similar", "answer", "category", "tags", "products", "valid_from", "valid_until", "priority"];
@@ -69,22 +72,26 @@ struct RawProduct {
 
 struct Ctx<'a> {
     path: &'a Path,
-    text: &'a str,
+    lines: LineIndex,
     problems: &'a mut Vec<Problem>,
 }
 
 impl Ctx<'_> {
     fn line(&self, span: &std::ops::Range<usize>) -> usize {
-        line_of(self.text, span.start)
+        self.lines.line(span.start)
     }
     fn report(&mut self, line: usize, message: String) {
         self.problems.push(Problem::new(self.path, Some(line), message));
+    }
+    /// Reports a failed check at `line`; whether it passed.
+    fn check(&mut self, line: usize, result: Result<(), String>) -> bool {
+        result.map_err(|m| self.report(line, m)).is_ok()
     }
 }
 
 pub(super) fn parse(path: &Path, text: &str, problems: &mut Vec<Problem>) -> ParsedFile {
     let mut out = ParsedFile::default();
-    let mut ctx = Ctx { path, text, problems };
+    let mut ctx = Ctx { path, lines: LineIndex::new(text), problems };
     let root = match DeTable::parse(text) {
         Ok(root) => root,
         Err(e) => {
@@ -161,7 +168,7 @@ fn required(
         Some(s) => {
             let at = ctx.line(&s.span());
             let value = s.into_inner().trim().to_string();
-            if value.is_empty() {
+            if is_blank(&value) {
                 ctx.report(at, format!("`{name}` is empty"));
                 None
             } else {
@@ -178,20 +185,20 @@ fn parse_faq(ctx: &mut Ctx, item: &Spanned<DeValue>, out: &mut ParsedFile) {
     let Some(raw) = deserialize::<RawFaq>(ctx, item, line) else {
         return;
     };
-    let id = required(ctx, raw.id, "id", "faq", line);
-    if let Some((id, at)) = &id
-        && id.chars().any(char::is_whitespace)
-    {
-        ctx.report(*at, format!("id `{id}` must not contain spaces"));
+    let id = required(ctx, raw.id, "id", "faq", line).filter(|(id, at)| ctx.check(*at, check_id(id)));
+    let question = required(ctx, raw.question, "question", "faq", line)
+        .filter(|(q, at)| ctx.check(*at, check_length("`question`", q, MAX_PHRASING_CHARS)));
+    if let Some(extra) = raw.similar.get(MAX_SIMILAR) {
+        let at = ctx.line(&extra.span());
+        ctx.check(at, check_similar_count(raw.similar.len()));
     }
-    let question = required(ctx, raw.question, "question", "faq", line);
     let mut similar = Vec::with_capacity(raw.similar.len());
     for s in raw.similar {
         let at = ctx.line(&s.span());
         let text = s.into_inner().trim().to_string();
-        if text.is_empty() {
+        if is_blank(&text) {
             ctx.report(at, "empty phrasing in `similar`".into());
-        } else {
+        } else if ctx.check(at, check_length("similar phrasing", &text, MAX_PHRASING_CHARS)) {
             similar.push(text);
         }
     }
@@ -262,11 +269,16 @@ fn parse_answer(ctx: &mut Ctx, answer: Option<Spanned<toml::Value>>, line: usize
             return None;
         }
     }
-    let empty: Vec<String> = answers.iter().filter(|(_, t)| t.is_empty()).map(|(l, _)| l.clone()).collect();
-    for locale in &empty {
-        ctx.report(at, format!("empty answer for locale `{locale}`"));
+    let mut ok = true;
+    for (locale, text) in &answers {
+        if is_blank(text) {
+            ctx.report(at, format!("empty answer for locale `{locale}`"));
+            ok = false;
+        } else {
+            ok &= ctx.check(at, check_length(&format!("answer for locale `{locale}`"), text, MAX_ANSWER_CHARS));
+        }
     }
-    empty.is_empty().then_some(answers)
+    ok.then_some(answers)
 }
 
 /// Parses a validity bound into unix seconds, reporting bad values.
