@@ -67,7 +67,7 @@ const ROUTES: &[(&str, &str, &str)] = &[
 fn arbitrary_bodies_get_json_answers_and_never_a_server_error() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let data = private_data_dir(&runtime);
+    let data = common::private_data();
     let server = runtime.block_on(start(&tmp.path().join("db.sqlite3"), move |c| {
         c.data_dir = data;
         c.server.rate_burst = 1_000_000;
@@ -99,8 +99,4 @@ fn arbitrary_bodies_get_json_answers_and_never_a_server_error() {
         .unwrap();
     let ready = runtime.block_on(async { reqwest::get(format!("{}/readyz", server.url)).await.unwrap().status() });
     assert!(ready.is_success());
-}
-
-fn private_data_dir(runtime: &tokio::runtime::Runtime) -> std::path::PathBuf {
-    runtime.block_on(tokio::task::spawn_blocking(common::private_data)).unwrap()
 }

@@ -49,10 +49,10 @@ impl FaqInput {
     /// Checks the entry and turns it into a [`Faq`]; every problem is listed.
     pub fn to_faq(&self, id: &str, kb: &KnowledgeBase, source: &str) -> Result<Faq, Vec<String>> {
         let mut problems = Vec::new();
-        // Not trimmed: the id must be exactly the one edits are stored under.
         let question = self.question.trim();
         let similar: Vec<String> = self.similar.iter().map(|s| s.trim().to_string()).filter(|s| !is_blank(s)).collect();
         let mut checks = vec![
+            // Not trimmed: the Faq must carry exactly the id its edit is stored under.
             check_id(id),
             if is_blank(question) { Err("`question` is empty".into()) } else { Ok(()) },
             check_length("`question`", question, MAX_PHRASING_CHARS),
