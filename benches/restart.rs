@@ -36,7 +36,8 @@ fn restart(c: &mut Criterion) {
             .collect();
         Store::open(&db).unwrap().save_edits(&stored).unwrap();
         let config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
-        let open = || Services::open(config.clone(), Store::open(&db).unwrap(), Some(model.clone()), &|_, _| {}).unwrap();
+        let open =
+            || Services::open(config.clone(), Store::open(&db).unwrap(), Some(model.clone()), &|_, _| {}).unwrap();
         open(); // the first start builds the index and embeds; restarts reuse them
         group.bench_with_input(BenchmarkId::from_parameter(format!("{edits} edits")), &edits, |b, _| {
             b.iter(|| black_box(open()))

@@ -63,7 +63,10 @@ fn every_module_depends_only_on_what_architecture_md_allows() {
         references(&path, &mut used);
         used.remove(&module);
         let extra: Vec<&String> = used.iter().filter(|m| !rule.contains(*m)).collect();
-        assert!(extra.is_empty(), "`{module}` uses {extra:?}, which ARCHITECTURE.md does not allow (allowed: {rule:?})");
+        assert!(
+            extra.is_empty(),
+            "`{module}` uses {extra:?}, which ARCHITECTURE.md does not allow (allowed: {rule:?})"
+        );
         checked += 1;
     }
     assert_eq!(checked, allowed.len(), "every row names a module in src/");

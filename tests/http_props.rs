@@ -18,13 +18,27 @@ fn json_value() -> impl Strategy<Value = Value> {
         any::<i64>().prop_map(Value::from),
         any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
         any::<String>().prop_map(Value::String),
-        prop::sample::select(vec!["包邮吗", "七天无理由退货怎么申请？", "亲在吗😊", "ＡＢＣ", "\u{200b}", "", "zh", "en", "accepted", "edited", "p-skii-essence", "ship-courier"])
-            .prop_map(|s| Value::String(s.to_string())),
+        prop::sample::select(vec![
+            "包邮吗",
+            "七天无理由退货怎么申请？",
+            "亲在吗😊",
+            "ＡＢＣ",
+            "\u{200b}",
+            "",
+            "zh",
+            "en",
+            "accepted",
+            "edited",
+            "p-skii-essence",
+            "ship-courier"
+        ])
+        .prop_map(|s| Value::String(s.to_string())),
     ];
     leaf.prop_recursive(3, 16, 4, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::vec((field(), inner), 0..5).prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
+            prop::collection::vec((field(), inner), 0..5)
+                .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
         ]
     })
 }
@@ -33,8 +47,25 @@ fn json_value() -> impl Strategy<Value = Value> {
 fn field() -> impl Strategy<Value = String> {
     prop_oneof![
         prop::sample::select(vec![
-            "text", "conversation_id", "locale", "product_id", "helpful", "verdict", "question", "similar", "answer",
-            "category", "tags", "products", "valid_from", "valid_until", "priority", "faq_id", "entry", "zh", "en",
+            "text",
+            "conversation_id",
+            "locale",
+            "product_id",
+            "helpful",
+            "verdict",
+            "question",
+            "similar",
+            "answer",
+            "category",
+            "tags",
+            "products",
+            "valid_from",
+            "valid_until",
+            "priority",
+            "faq_id",
+            "entry",
+            "zh",
+            "en",
         ])
         .prop_map(str::to_string),
         "[a-z_]{1,8}",
@@ -90,7 +121,8 @@ fn arbitrary_bodies_get_json_answers_and_never_a_server_error() {
                 (r.status(), r.text().await.unwrap())
             });
             prop_assert!(!status.is_server_error(), "{method} {path}: {status} {text}");
-            let v: Value = serde_json::from_str(&text).map_err(|e| TestCaseError::fail(format!("{status} not JSON ({e}): {text}")))?;
+            let v: Value = serde_json::from_str(&text)
+                .map_err(|e| TestCaseError::fail(format!("{status} not JSON ({e}): {text}")))?;
             if !status.is_success() {
                 prop_assert!(v["code"].is_string() && v["message"].is_string(), "{status}: {text}");
             }

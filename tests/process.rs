@@ -190,15 +190,11 @@ async fn kill_9_loses_no_acknowledged_write() {
     );
 
     let mut p = spawn(&data);
-    let faq: Value = http
-        .get(format!("{}/v1/kb/faqs/ship-courier", p.url))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let agent_get = |path: String| {
+        let request = http.get(format!("{}{path}", p.url)).bearer_auth(KEY);
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let faq = agent_get("/v1/kb/faqs/ship-courier".into()).await;
     let similar: Vec<&str> = faq["similar"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
     for text in &phrasings {
         assert!(similar.contains(&text.as_str()), "acknowledged phrasing {text} lost");
@@ -208,15 +204,7 @@ async fn kill_9_loses_no_acknowledged_write() {
         by_conversation.entry(conversation).or_default().push(text);
     }
     for (conversation, texts) in by_conversation {
-        let t: Value = http
-            .get(format!("{}/v1/conversations/{conversation}", p.url))
-            .bearer_auth(KEY)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let t = agent_get(format!("/v1/conversations/{conversation}")).await;
         let stored: Vec<&str> = t["messages"].as_array().unwrap().iter().filter_map(|m| m["text"].as_str()).collect();
         for text in texts {
             assert!(stored.contains(&text), "acknowledged turn {text} lost");
