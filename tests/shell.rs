@@ -96,12 +96,26 @@ async fn concurrent_edits_of_one_faq_all_survive() {
     let similar = similar_of(&faq);
     assert!((0..6).all(|n| similar.contains(&format!("批准的问法{n}"))), "{similar:?}");
 
-    // After a restart on the same database every edit is still there.
+    // After a restart on the same database every edit is still there, and
+    // the index built for files + edits is reused, not rebuilt.
     let db = tmp.path().join("db.sqlite3");
+    let data = server.services.config.data_dir.clone();
+    let index_files = || {
+        let mut files: Vec<(PathBuf, std::time::SystemTime)> = std::fs::read_dir(data.join("index"))
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| (e.path(), e.metadata().unwrap().modified().unwrap()))
+            .collect();
+        files.sort();
+        files
+    };
+    let before_restart = index_files();
     server.handle.abort();
-    let restarted = private_server(&db, None).await;
+    let restart_data = data.clone();
+    let restarted = start(&db, move |c| c.data_dir = restart_data).await;
     let (_, again) = restarted.get("/v1/kb/faqs/ship-courier").await;
     assert_eq!(similar_of(&again), similar_of(&after));
+    assert_eq!(index_files(), before_restart, "the restart rebuilt the index");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
