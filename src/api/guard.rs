@@ -61,17 +61,21 @@ impl ClientLimiter {
         if !self.is_trusted(peer) {
             return peer;
         }
-        let hops: Vec<IpAddr> = headers
+        let hops: Vec<&str> = headers
             .get_all("x-forwarded-for")
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .map_while(|hop| hop.trim().parse().ok())
             .collect();
+        // From the right: entries are appended by each proxy, so only the
+        // part right of the nearest untrusted hop is trustworthy; anything
+        // unreadable stops the walk (a client cannot push itself out of its
+        // own bucket with garbage on the left).
         let mut client = peer;
         for hop in hops.into_iter().rev() {
-            client = hop;
-            if !self.is_trusted(hop) {
+            let Ok(ip) = hop.trim().parse::<IpAddr>() else { break };
+            client = ip;
+            if !self.is_trusted(ip) {
                 break;
             }
         }
@@ -235,6 +239,9 @@ mod tests {
         assert_eq!(proxy.client(ip("10.0.0.5"), &xff("1.2.3.4")), ip("1.2.3.4"));
         // A client forging the leftmost entry does not escape its own address.
         assert_eq!(proxy.client(ip("10.0.0.5"), &xff("9.9.9.9, 1.2.3.4")), ip("1.2.3.4"));
+        // Garbage on the left changes nothing; garbage from a trusted hop stops at the last readable one.
+        assert_eq!(proxy.client(ip("10.0.0.5"), &xff("not-an-ip, 1.2.3.4")), ip("1.2.3.4"));
+        assert_eq!(proxy.client(ip("10.0.0.5"), &xff("1.2.3.4, junk")), ip("10.0.0.5"));
         // Chained trusted proxies are skipped.
         assert_eq!(proxy.client(ip("10.0.0.5"), &xff("1.2.3.4, 10.0.0.7")), ip("1.2.3.4"));
         assert_eq!(proxy.client(ip("::1"), &HeaderMap::new()), ip("::1"));
