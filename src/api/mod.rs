@@ -603,9 +603,10 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>
     if state.shutdown.is_cancelled() {
         return Err(ApiError::status(StatusCode::SERVICE_UNAVAILABLE, "shutting down"));
     }
-    service(&state, |s| s.check_ready())
-        .await
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e.message))?;
+    let services = state.services.clone();
+    blocking(move || Ok(services.check_ready()))
+        .await?
+        .map_err(|why| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", why))?;
     Ok(Json(serde_json::json!({"status": "ready"})))
 }
 

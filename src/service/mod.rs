@@ -65,9 +65,9 @@ impl Services {
 
     /// Whether the services can answer: the database responds and the live
     /// engine is whole.
-    pub fn check_ready(&self) -> Result<(), ServiceError> {
-        self.store.ping()?;
-        self.knowledge.engine().check().map_err(ServiceError::Busy)
+    pub fn check_ready(&self) -> Result<(), String> {
+        self.store.ping().map_err(|e| e.to_string())?;
+        self.knowledge.engine().check()
     }
 }
 
