@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::config::Config;
 use crate::embed::Embedder;
 use crate::engine::{Engine, IndexStorage};
+use crate::eval::conversations::{ConversationEval, ConversationReport, load_conversation_items};
 use crate::eval::{
     CURVE_THRESHOLDS, CurvePoint, EvalQuery, EvalReport, FitSet, decision_curve, decision_samples, evaluate,
     fit_decision, fit_fusion, load_queries,
@@ -124,6 +125,28 @@ pub fn eval(config: Config, queries: &Path, modes: Vec<Mode>, json: bool) -> Res
         println!("{}", serde_json::to_string(&reports)?);
     } else {
         reports.iter().for_each(print_report);
+    }
+    Ok(())
+}
+
+/// `xiaoer eval --conversations`: every item through the real answering
+/// service (history first, in one conversation) over a throw-away database.
+pub fn eval_conversations(config: Config, queries: &Path, json: bool) -> Result<()> {
+    let items = load_conversation_items(queries)?;
+    let model = Engine::model_for(&config)?;
+    let bar = progress_bar(0, "phrasings embedded");
+    let eval = ConversationEval::open(config, model, &|done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
+    let bar = progress_bar(items.len(), "conversations");
+    let report = eval.run(&items, || bar.inc(1))?;
+    bar.finish_and_clear();
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_conversation_report(&report);
     }
     Ok(())
 }
@@ -389,6 +412,44 @@ fn print_curve(curve: &[CurvePoint]) {
             100.0 * p.pos_coverage
         );
     }
+}
+
+fn print_conversation_report(r: &ConversationReport) {
+    println!(
+        "{} items ({} messages) against {} FAQs, answer threshold {:.3}",
+        r.items, r.turns, r.faqs, r.answer_threshold
+    );
+    println!(
+        "  {:<13} {:>4} {:>6} {:>7} {:>7} {:>5} | {:>5} {:>5} {:>9} {:>9} | handoff reasons",
+        "type", "n", "answer", "clarify", "handoff", "error", "right", "wrong", "clar+gold", "clar-gold"
+    );
+    for t in &r.by_type {
+        let reasons: Vec<String> = t.handoff_reasons.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        println!(
+            "  {:<13} {:>4} {:>6} {:>7} {:>7} {:>5} | {:>5} {:>5} {:>9} {:>9} | {}",
+            t.kind,
+            t.items,
+            t.answered,
+            t.clarified,
+            t.handed_off,
+            t.errors,
+            t.answered_right,
+            t.answered_wrong,
+            t.clarified_with_gold,
+            t.clarified_without_gold,
+            reasons.join(", ")
+        );
+    }
+    println!(
+        "  all: auto-answered {} of {} ({:.1}%), precision {:.3}, wrong automatic answers {}",
+        r.answered,
+        r.items,
+        100.0 * r.auto_answer_rate,
+        r.precision,
+        r.wrong_answers
+    );
+    println!("  had the answer threshold been:");
+    print_curve(&r.curve);
 }
 
 fn print_report(r: &EvalReport) {

@@ -50,7 +50,8 @@ enum Command {
     },
     /// Measure answer quality on a labelled query set.
     Eval {
-        /// Labelled queries (JSON Lines: query, gold, type).
+        /// Labelled queries (JSON Lines: query, gold, type; with --conversations
+        /// also product_id, history, locale).
         #[arg(long)]
         queries: PathBuf,
         /// Modes to compare, comma separated.
@@ -63,6 +64,11 @@ enum Command {
         /// phrasings and compare recall before and after, on both halves.
         #[arg(long)]
         learn: bool,
+        /// Send every item through the real answering service (as `POST /v1/answer`,
+        /// history first, in one conversation) over a throw-away database, and report
+        /// actions per type; the configured retrieval mode and thresholds apply.
+        #[arg(long, conflicts_with_all = ["mode", "learn"])]
+        conversations: bool,
     },
     /// Fit the hybrid fusion weights on labelled sets (see `--data`).
     Fit {
@@ -184,6 +190,9 @@ fn run(cli: Cli) -> Result<()> {
                 config.server.addr = addr;
             }
             commands::serve(config)
+        }
+        Command::Eval { queries, conversations: true, json, .. } => {
+            commands::eval_conversations(config, &queries, json)
         }
         Command::Eval { queries, learn: true, .. } => commands::eval_learning(config, &queries),
         Command::Eval { queries, mode, json, .. } => commands::eval(config, &queries, mode, json),

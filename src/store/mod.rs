@@ -374,6 +374,15 @@ impl Store {
         Ok(Transcript { conversation, messages, decisions })
     }
 
+    /// A decision's ranked candidates as stored with its turn (JSON
+    /// `[{faq_id, score, bm25, cosine}]`, best first).
+    pub fn decision_candidates(&self, decision_id: i64) -> Result<String, StoreError> {
+        self.read()?
+            .query_row("SELECT candidates FROM decisions WHERE id = ?1", [decision_id], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("decision {decision_id}")))
+    }
+
     /// The newest shopper message of a conversation.
     pub fn last_shopper_message(&self, id: &str) -> Result<Option<Message>, StoreError> {
         let conn = self.read()?;

@@ -1,9 +1,14 @@
 //! Answer-quality evaluation on question-matching data sets
 //! (`../shared/eval/*-dev`): Recall@1/@5 and MRR@10 on `pos` queries, and the
 //! auto-answer precision / coverage trade-off over every query.
+//! [`conversations`]: labelled shopper messages (with product page and
+//! earlier messages) run through the real answering service instead.
+
+pub mod conversations;
 
 use std::path::Path;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::decision::Calibration;
@@ -29,6 +34,11 @@ impl EvalQuery {
 }
 
 pub fn load_queries(path: &Path) -> Result<Vec<EvalQuery>, Problem> {
+    load_jsonl(path)
+}
+
+/// One `T` per non-blank line; the first bad line is the error.
+fn load_jsonl<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, Problem> {
     let text = std::fs::read_to_string(path).map_err(|e| Problem::new(path, None, e.to_string()))?;
     text.lines()
         .enumerate()
