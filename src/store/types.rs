@@ -4,9 +4,28 @@ use utoipa::ToSchema;
 
 use crate::decision::{Action, Reason};
 
-/// A closed set of names stored as TEXT: serde in snake_case, `name()`, and
-/// SQLite conversion both ways (an unknown name in the database is an error,
-/// not a silent default).
+/// Types with `name()` / `parse()` are stored in SQLite as their name (an
+/// unknown name in the database is an error, not a silent default).
+macro_rules! sql_by_name {
+    ($($t:ty),+) => {$(
+        impl ToSql for $t {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(self.name().into())
+            }
+        }
+        impl FromSql for $t {
+            fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+                let text = v.as_str()?;
+                <$t>::parse(text).ok_or_else(|| FromSqlError::Other(format!("unknown {} {text:?}", stringify!($t)).into()))
+            }
+        }
+    )+};
+}
+
+sql_by_name!(Action, Reason);
+
+/// A closed set of names stored as TEXT: serde in snake_case, `name()`,
+/// `parse()`, and SQLite conversion both ways.
 macro_rules! text_enum {
     ($(#[$m:meta])* pub enum $name:ident { $($(#[$vm:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$m])*
@@ -23,18 +42,7 @@ macro_rules! text_enum {
             }
         }
 
-        impl ToSql for $name {
-            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-                Ok(self.name().into())
-            }
-        }
-
-        impl FromSql for $name {
-            fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
-                let text = v.as_str()?;
-                Self::parse(text).ok_or_else(|| FromSqlError::Other(format!("unknown {} {text:?}", stringify!($name)).into()))
-            }
-        }
+        sql_by_name!($name);
     };
 }
 
@@ -72,24 +80,6 @@ text_enum! {
 text_enum! {
     pub enum ProposalStatus { Pending = "pending", Approved = "approved", Dismissed = "dismissed" }
 }
-
-/// The decision's enums are stored by their names too.
-macro_rules! sql_by_name {
-    ($($t:ty),+) => {$(
-        impl ToSql for $t {
-            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-                Ok(self.name().into())
-            }
-        }
-        impl FromSql for $t {
-            fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
-                let text = v.as_str()?;
-                <$t>::parse(text).ok_or_else(|| FromSqlError::Other(format!("unknown {} {text:?}", stringify!($t)).into()))
-            }
-        }
-    )+};
-}
-sql_by_name!(Action, Reason);
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Conversation {
