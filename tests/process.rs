@@ -61,6 +61,11 @@ fn wait_exit(p: &mut Process, limit: Duration) -> Option<std::process::ExitStatu
     None
 }
 
+/// Whether an index rebuild is in progress in `data`.
+fn building(data: &Path) -> bool {
+    std::fs::read_dir(data).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().starts_with("index.building-"))
+}
+
 fn data_dir() -> PathBuf {
     private_data()
 }
@@ -86,7 +91,13 @@ async fn sigterm_and_sigint_finish_in_flight_requests_and_end_streams() {
                 .json(&entry)
                 .send(),
         );
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        // Signal once the rebuild is under way (its staging directory exists),
+        // however slow the machine; if it already finished, the signal still
+        // comes with the event streams open.
+        let started = Instant::now();
+        while !put.is_finished() && !building(&data) && started.elapsed() < Duration::from_secs(20) {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
         signal(&p, sig);
         let status = tokio::task::spawn_blocking(move || {
             let status = wait_exit(&mut p, Duration::from_secs(15));
