@@ -420,18 +420,19 @@ fn print_conversation_report(r: &ConversationReport) {
         r.items, r.turns, r.faqs, r.answer_threshold
     );
     println!(
-        "  {:<13} {:>4} {:>6} {:>7} {:>7} {:>5} | {:>5} {:>5} {:>9} {:>9} | handoff reasons",
-        "type", "n", "answer", "clarify", "handoff", "error", "right", "wrong", "clar+gold", "clar-gold"
+        "  {:<13} {:>4} {:>6} {:>7} {:>7} {:>5} {:>5} | {:>5} {:>5} {:>9} {:>9} | handoff reasons",
+        "type", "n", "answer", "clarify", "handoff", "small", "error", "right", "wrong", "clar+gold", "clar-gold"
     );
     for t in &r.by_type {
         let reasons: Vec<String> = t.handoff_reasons.iter().map(|(k, n)| format!("{k} {n}")).collect();
         println!(
-            "  {:<13} {:>4} {:>6} {:>7} {:>7} {:>5} | {:>5} {:>5} {:>9} {:>9} | {}",
+            "  {:<13} {:>4} {:>6} {:>7} {:>7} {:>5} {:>5} | {:>5} {:>5} {:>9} {:>9} | {}",
             t.kind,
             t.items,
             t.answered,
             t.clarified,
             t.handed_off,
+            t.small_talk,
             t.errors,
             t.answered_right,
             t.answered_wrong,

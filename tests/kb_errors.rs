@@ -219,3 +219,15 @@ fn cli_check_names_file_and_line_and_fails() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("faq.toml:5: unknown product id `p-9`"), "{err}");
 }
+
+#[test]
+fn bad_small_talk_tables_are_located() {
+    let faq = "[[faq]]\nid = \"ship\"\nquestion = \"发什么快递？\"\nanswer = \"中通\"\n";
+    let lexicon = "[[smalltalk]]\nkind = \"greeting\"\nphrases = [\"你好\"]\nreply = { en = \"Hi\" }\n\n\
+                   [[smalltalk]]\nkind = \"thanks\"\nphrases = []\nreply = { zh = \"不客气\" }\n\n\
+                   [[smalltalk]]\nkind = \"bye\"\nphrase = [\"再见\"]\nreply = { zh = \"再见\" }\n";
+    let ps = problems(&[("faq.toml", faq), ("lexicon.toml", lexicon)]);
+    assert_problem(&ps, "lexicon.toml", 1, "`zh` text");
+    assert_problem(&ps, "lexicon.toml", 6, "non-empty `phrases`");
+    assert_problem(&ps, "lexicon.toml", 13, "unknown key `phrase`");
+}

@@ -7,12 +7,14 @@
 mod calibration;
 mod escalation;
 mod followup;
+mod smalltalk;
 
 use serde::{Deserialize, Serialize};
 
 pub use calibration::Calibration;
 pub use escalation::escalation;
 pub use followup::{contextual_query, is_follow_up};
+pub use smalltalk::small_talk;
 
 use crate::kb::Lexicon;
 use crate::retrieval::Candidate;
@@ -73,6 +75,8 @@ pub enum Reason {
     Unresolved,
     /// The conversation is already with a human.
     WaitingForAgent,
+    /// Greetings, thanks, goodbyes…: the store's small-talk reply.
+    SmallTalk,
 }
 
 impl Action {
@@ -92,7 +96,7 @@ impl Action {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 8] = [
+    pub const ALL: [Reason; 9] = [
         Reason::Confident,
         Reason::Ambiguous,
         Reason::NoConfidentMatch,
@@ -101,6 +105,7 @@ impl Reason {
         Reason::Anger,
         Reason::Unresolved,
         Reason::WaitingForAgent,
+        Reason::SmallTalk,
     ];
 
     pub fn parse(text: &str) -> Option<Reason> {
@@ -117,6 +122,7 @@ impl Reason {
             Reason::Anger => "anger",
             Reason::Unresolved => "unresolved",
             Reason::WaitingForAgent => "waiting_for_agent",
+            Reason::SmallTalk => "small_talk",
         }
     }
 }
@@ -132,6 +138,8 @@ pub struct Decision {
     pub confidence: f32,
     /// FAQs offered as choices (clarify) or drafted for the agent (handoff).
     pub choices: Vec<usize>,
+    /// The small-talk kind answered (position in `lexicon.smalltalk`).
+    pub small_talk: Option<usize>,
 }
 
 /// Decides for `text` given its ranked `candidates` (distinct FAQs, best
@@ -145,7 +153,16 @@ pub fn decide(
 ) -> Decision {
     let confidence = cfg.calibration.confidence(candidates);
     let top: Vec<usize> = candidates.iter().take(cfg.choices).map(|c| c.faq).collect();
-    let decision = |action, reason, faq| Decision { action, reason, faq, confidence, choices: top.clone() };
+    let decision =
+        |action, reason, faq| Decision { action, reason, faq, confidence, choices: top.clone(), small_talk: None };
+    // Before escalation: "are you human?" is small talk, not a request.
+    if let Some(kind) = small_talk(text, lexicon) {
+        return Decision {
+            small_talk: Some(kind),
+            choices: Vec::new(),
+            ..decision(Action::Answer, Reason::SmallTalk, None)
+        };
+    }
     if let Some(reason) = escalation(text, lexicon) {
         return decision(Action::Handoff, reason, None);
     }
@@ -170,6 +187,7 @@ mod tests {
             human: vec!["转人工".into(), "human".into()],
             complaint: vec!["投诉".into(), "12315".into()],
             anger: vec!["垃圾".into()],
+            smalltalk: Vec::new(),
         }
     }
 

@@ -87,6 +87,8 @@ pub struct TypeReport {
     pub answered: usize,
     pub clarified: usize,
     pub handed_off: usize,
+    /// Replied with the store's small talk (no FAQ; not an automatic answer).
+    pub small_talk: usize,
     /// Messages the service refused (invalid product, too long…).
     pub errors: usize,
     /// Handoffs by reason (`human_requested`, `no_confident_match`, …).
@@ -242,8 +244,8 @@ fn check_answers(kb: &Path) -> Result<(), ServiceError> {
 }
 
 /// The FAQ that would be answered automatically at `threshold`, given the
-/// turn as run. Mirrors `decide`: escalations (human request, complaint,
-/// anger) come before any threshold and a chat already with a human gets
+/// turn as run. Mirrors `decide`: small talk and escalations (human
+/// request, complaint, anger) come before any threshold and a chat already with a human gets
 /// no decision, so those never answer; otherwise the top candidate is
 /// answered when the confidence reaches the threshold. The conversation
 /// state before the turn is the one this run produced (history at the
@@ -251,7 +253,9 @@ fn check_answers(kb: &Path) -> Result<(), ServiceError> {
 /// are an approximation for items with history.
 pub fn answered_at(o: &ItemOutcome, threshold: f32) -> Option<&str> {
     match o.reason? {
-        Reason::HumanRequested | Reason::Complaint | Reason::Anger | Reason::WaitingForAgent => None,
+        Reason::HumanRequested | Reason::Complaint | Reason::Anger | Reason::WaitingForAgent | Reason::SmallTalk => {
+            None
+        }
         _ => (o.confidence? >= threshold).then(|| o.candidates.first().map(String::as_str)).flatten(),
     }
 }
@@ -276,6 +280,7 @@ fn report(
         let gold_shown = o.choices.iter().any(|c| item.gold.contains(c));
         match o.action {
             None => t.errors += 1,
+            Some(Action::Answer) if o.reason == Some(Reason::SmallTalk) => t.small_talk += 1,
             Some(Action::Answer) => {
                 t.answered += 1;
                 match o.correct {

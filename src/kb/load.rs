@@ -81,8 +81,9 @@ fn load_files(files: Vec<PathBuf>, opts: &KbOptions) -> Result<KnowledgeBase, Kb
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         match path.extension().and_then(|e| e.to_str()) {
             Some("toml") => {
-                let ParsedFile { faqs, products, product_refs, words, lexicon } =
+                let ParsedFile { faqs, products, product_refs, words, lexicon, smalltalk } =
                     toml_file::parse(path, text, &mut problems);
+                kb.lexicon.smalltalk.extend(smalltalk);
                 if let Some(lexicon) = lexicon {
                     kb.lexicon.human.extend(lexicon.human);
                     kb.lexicon.complaint.extend(lexicon.complaint);

@@ -9,7 +9,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::error::{LineIndex, Problem};
-use super::types::{Faq, Lexicon, Location, Product};
+use super::types::{Faq, Lexicon, Location, Product, SmallTalk};
 use super::validate::{
     MAX_ANSWER_CHARS, MAX_PHRASING_CHARS, MAX_SIMILAR, check_id, check_length, check_similar_count, is_blank,
 };
@@ -37,6 +37,7 @@ pub(super) struct ParsedFile {
     /// Brand names, product names and aliases, for segmentation.
     pub words: Vec<String>,
     pub lexicon: Option<Lexicon>,
+    pub smalltalk: Vec<SmallTalk>,
 }
 
 #[derive(Deserialize)]
@@ -116,10 +117,35 @@ pub(super) fn parse(path: &Path, text: &str, problems: &mut Vec<Problem>) -> Par
         match key.get_ref().as_ref() {
             "faq" => tables.iter().for_each(|t| parse_faq(&mut ctx, t, &mut out)),
             "product" => tables.iter().for_each(|t| parse_product(&mut ctx, t, &mut out)),
-            other => ctx.report(line, format!("unknown table `{other}` (expected [[faq]], [[product]] or [handoff])")),
+            "smalltalk" => tables.iter().for_each(|t| parse_smalltalk(&mut ctx, t, &mut out)),
+            other => ctx.report(
+                line,
+                format!("unknown table `{other}` (expected [[faq]], [[product]], [handoff] or [[smalltalk]])"),
+            ),
         }
     }
     out
+}
+
+fn parse_smalltalk(ctx: &mut Ctx, item: &Spanned<DeValue>, out: &mut ParsedFile) {
+    let Some(line) = check_keys(ctx, item, &["kind", "phrases", "reply"], "smalltalk") else {
+        return;
+    };
+    let Some(talk) = deserialize::<SmallTalk>(ctx, item, line) else {
+        return;
+    };
+    let mut ok = true;
+    if talk.phrases.is_empty() || talk.phrases.iter().any(|p| is_blank(p)) {
+        ctx.report(line, format!("[[smalltalk]] `{}` needs non-empty `phrases`", talk.kind));
+        ok = false;
+    }
+    if talk.reply.get("zh").is_none_or(|r| is_blank(r)) || talk.reply.values().any(|r| is_blank(r)) {
+        ctx.report(line, format!("[[smalltalk]] `{}` needs a non-empty `reply` with a `zh` text", talk.kind));
+        ok = false;
+    }
+    if ok {
+        out.smalltalk.push(talk);
+    }
 }
 
 /// Reports keys outside `allowed`; returns the table's own line.

@@ -76,6 +76,35 @@ pub struct Lexicon {
     /// Anger and insults.
     #[serde(default)]
     pub anger: Vec<String>,
+    /// Small talk the bot answers itself (`[[smalltalk]]` tables).
+    #[serde(skip)]
+    pub smalltalk: Vec<SmallTalk>,
+}
+
+/// One kind of small talk (`lexicon.toml`, `[[smalltalk]]`): what shoppers
+/// say (greetings, thanks, goodbyes, "are you a bot") and the store's reply.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmallTalk {
+    pub kind: String,
+    /// Whole messages of this kind, matched after folding, with
+    /// punctuation, emoji and filler particles (呀, 啊, 哦 …) ignored.
+    pub phrases: Vec<String>,
+    /// Locale → reply; `zh` required.
+    pub reply: BTreeMap<String, String>,
+}
+
+impl SmallTalk {
+    /// The reply in `locale` (`ja-JP` → `ja`), else English for other
+    /// languages, else Chinese.
+    pub fn reply_for(&self, locale: &str) -> &str {
+        let lang = locale.split(['-', '_']).next().unwrap_or(locale).to_ascii_lowercase();
+        let fallback = if lang == "zh" { "zh" } else { "en" };
+        [locale.to_ascii_lowercase().as_str(), lang.as_str(), fallback, "zh"]
+            .iter()
+            .find_map(|l| self.reply.get(*l))
+            .map_or("", String::as_str)
+    }
 }
 
 /// Everything loaded from a knowledge-base directory, already validated.

@@ -144,11 +144,15 @@ impl Turns {
             _ => Vec::new(),
         };
         let reply = match decision.action {
+            Action::Answer if decision.reason == Reason::SmallTalk => {
+                decision.small_talk.map(|k| kb.lexicon.smalltalk[k].reply_for(&locale).to_string())
+            }
             Action::Answer => decision.faq.and_then(|f| kb.faqs[f].answer_for(&locale)).map(|(_, a)| a.to_string()),
             Action::Clarify => Some(clarify_prompt(&locale).to_string()),
             Action::Handoff => Some(handoff_notice(&locale).to_string()),
         };
-        turn.topic_question = (!is_follow_up(text)).then(|| text.to_string());
+        // Small talk is no topic a follow-up could refer to.
+        turn.topic_question = (!is_follow_up(text) && decision.reason != Reason::SmallTalk).then(|| text.to_string());
         turn.unresolved = decision.action == Action::Clarify;
         turn.handoff_reason = (decision.action == Action::Handoff).then_some(decision.reason);
         turn.bot_reply = reply.clone();

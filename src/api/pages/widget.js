@@ -140,7 +140,7 @@
       }
       if (d.answer) {
         const m = add("bot", d.answer);
-        if (d.action === "answer" && d.decision_id) thumbs(m, d.decision_id);
+        if (d.action === "answer" && d.faq_id && d.decision_id) thumbs(m, d.decision_id);
       }
       if (d.action === "clarify") choices(d.choices);
       if (d.action === "handoff") { banner.classList.add("on"); listen(); }

@@ -1,0 +1,50 @@
+//! Small talk over real HTTP with the sample store's lexicon: greetings,
+//! thanks, "are you a bot" get the store's reply in the shopper's language,
+//! never a handoff, never a knowledge gap; real questions still search.
+
+mod common;
+
+use common::start;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_talk_gets_a_friendly_reply_not_a_human() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start(&tmp.path().join("db.sqlite3"), |_| {}).await;
+    for (text, locale, expect) in [
+        ("在吗", None, "店小二"),
+        ("亲，在嗎？😊", None, "店小二"),
+        ("你好呀~", None, "店小二"),
+        ("好的，谢谢！", None, "不客气"),
+        ("Thanks!", None, "welcome"),
+        ("ありがとうございます", None, "どういたしまして"),
+        ("are you human?", None, "assistant bot"),
+        ("你是机器人吗？", None, "智能客服"),
+        ("拜拜", Some("zh"), "再见"),
+        ("안녕하세요", None, "안녕하세요"),
+        ("哈哈哈哈", Some("ja"), "承知しました"),
+    ] {
+        let v = server.ask(json!({"text": text, "locale": locale})).await;
+        assert_eq!((v["action"].as_str(), v["reason"].as_str()), (Some("answer"), Some("small_talk")), "{text}: {v}");
+        assert!(v["faq_id"].is_null(), "{text}: {v}");
+        assert!(v["answer"].as_str().unwrap().contains(expect), "{text}: {v}");
+    }
+    // Questions, with or without a greeting, still go to the knowledge base.
+    let v = server.ask(json!({"text": "七天无理由退货怎么申请？"})).await;
+    assert_eq!(v["faq_id"], "return-7day");
+    let v = server.ask(json!({"text": "你好，请问发什么快递？"})).await;
+    assert_ne!(v["reason"], "small_talk", "{v}");
+    // An explicit request still reaches a human.
+    let v = server.ask(json!({"text": "转人工"})).await;
+    assert_eq!((v["action"].as_str(), v["reason"].as_str()), (Some("handoff"), Some("human_requested")));
+
+    // Small talk opened no ticket and is never mined as a gap.
+    let (_, queue) = server.get("/v1/handoffs").await;
+    assert_eq!(queue.as_array().unwrap().len(), 1, "{queue}");
+    for _ in 0..3 {
+        server.ask(json!({"text": "在吗在吗"})).await;
+    }
+    let (_, proposals) = server.post("/v1/kb/gaps/mine", json!({})).await;
+    let mined: Vec<&str> = proposals.as_array().unwrap().iter().filter_map(|p| p["text"].as_str()).collect();
+    assert!(mined.iter().all(|t| !t.contains("在吗") && !t.contains("谢谢")), "{mined:?}");
+}
