@@ -121,10 +121,12 @@ test("the widget works on a store page of another origin; closing ends the conve
   const answer = log.locator('[data-role="bot"]', { hasText: "保税仓发货的商品支持七天无理由退货" });
   await answer.waitFor({ timeout: 30_000 });
   assert.equal(await log.getByText("网络开小差了").count(), 0);
-  // The shopper's 👍 is stored (their own conversation's answer).
+  // The shopper's thumbs-up (an SVG icon, no emoji font needed) is stored for their own answer.
   const rating = shopper.waitForResponse((r) => r.url().includes("/rating"), { timeout: 30_000 });
-  await answer.getByRole("button", { name: "👍" }).click();
+  await answer.getByRole("button", { name: "有帮助" }).click();
   assert.equal((await rating).status(), 200);
+  await answer.getByTestId("xiaoer-rated").waitFor();
+  await answer.screenshot({ path: join(shots, "widget-rated.png") });
 
   await shopper.getByRole("button", { name: "转人工" }).click();
   const banner = shopper.getByTestId("xiaoer-handoff");

@@ -10,10 +10,12 @@
   const T = {
     zh: { title: "店小二 · 在线客服", placeholder: "请输入您的问题…", send: "发送", human: "转人工",
           hello: "您好，我是店小二，有什么可以帮您？", handoff: "已为您转接人工客服，请稍候…",
-          agent: "客服", closed: "本次会话已结束", error: "网络开小差了，请稍后再试" },
+          agent: "客服", closed: "本次会话已结束", error: "网络开小差了，请稍后再试",
+          helpful: "有帮助", unhelpful: "没帮助" },
     en: { title: "Xiaoer · Customer service", placeholder: "Type your question…", send: "Send", human: "Agent",
           hello: "Hi, I'm Xiaoer. How can I help?", handoff: "You're being connected to a human agent…",
-          agent: "Agent", closed: "This conversation has ended", error: "Network problem, please try again" },
+          agent: "Agent", closed: "This conversation has ended", error: "Network problem, please try again",
+          helpful: "Helpful", unhelpful: "Not helpful" },
   };
   let locale = (navigator.language || "zh").toLowerCase().startsWith("zh") ? "zh" : "en";
   let conversationId = sessionStorage.getItem("xiaoer.conversation");
@@ -32,7 +34,8 @@
   .xe-bot{background:#fff;border:1px solid #eee}
   .xe-agent{background:#e6f4ff;border:1px solid #cde6ff}
   .xe-note{text-align:center;color:#888;font-size:12px;margin:8px 0}
-  .xe-thumbs{margin-top:4px;text-align:right}.xe-thumbs button{border:0;background:none;cursor:pointer;font-size:14px}
+  .xe-thumbs{margin-top:4px;text-align:right;color:#999}.xe-thumbs button{border:0;background:none;cursor:pointer;color:inherit;padding:2px 4px}
+  .xe-thumbs button:hover,.xe-rated{color:#ff0036}.xe-thumb{display:inline-block;line-height:0}.xe-down svg{transform:rotate(180deg)}
   .xe-choices{display:flex;flex-direction:column;gap:6px;margin:4px 0 8px}
   .xe-choices button{text-align:left;background:#fff;border:1px solid #ff0036;color:#ff0036;border-radius:6px;padding:6px 8px;cursor:pointer}
   .xe-banner{display:none;background:#fff7e6;color:#ad6800;padding:6px 12px;font-size:13px}
@@ -79,17 +82,31 @@
     log.scrollTop = log.scrollHeight;
     return m;
   }
+  // Drawn as SVG: many phones and kiosks have no emoji font (👍 shows as a box).
+  const THUMB = '<svg viewBox="0 0 24 24" width="16" height="16" aria-hidden="true"><path fill="currentColor" ' +
+    'd="M2 21h4V9H2v12zm20-11c0-1.1-.9-2-2-2h-6.3l1-4.6v-.3c0-.4-.2-.8-.4-1.1L13.2 1 6.6 7.6C6.2 8 6 8.5 6 9v10c0 1.1.9 2 2 2h9c.8 0 1.5-.5 1.8-1.2l3-7.1c.1-.2.2-.5.2-.7v-2z"/></svg>';
+  function thumb(helpful) {
+    const icon = el("span", "xe-thumb" + (helpful ? "" : " xe-down"));
+    icon.innerHTML = THUMB;
+    return icon;
+  }
   function thumbs(msg, id) {
     const box = el("div", "xe-thumbs");
-    for (const [label, helpful] of [["👍", true], ["👎", false]]) {
-      const b = el("button", null, label);
+    for (const helpful of [true, false]) {
+      const b = el("button");
+      b.setAttribute("aria-label", T[locale][helpful ? "helpful" : "unhelpful"]);
+      b.title = b.getAttribute("aria-label");
+      b.appendChild(thumb(helpful));
       b.onclick = () => {
         // Only the conversation's own shopper may rate: its id goes along.
         fetch(`${base}/v1/decisions/${id}/rating`, {
           method: "POST", headers: { "content-type": "application/json" },
           body: JSON.stringify({ conversation_id: conversationId, helpful }),
         });
-        box.replaceChildren(el("span", null, helpful ? "👍" : "👎"));
+        const done = thumb(helpful);
+        done.classList.add("xe-rated");
+        done.dataset.testid = "xiaoer-rated";
+        box.replaceChildren(done);
       };
       box.appendChild(b);
     }
