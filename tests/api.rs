@@ -48,8 +48,18 @@ async fn shopper_to_agent_walk_survives_restart() {
     let conv = start_msg["conversation_id"].as_str().unwrap().to_string();
     let h = server.ask(json!({"conversation_id": conv, "text": "转人工"})).await;
     assert_eq!((h["action"].as_str(), h["reason"].as_str()), (Some("handoff"), Some("human_requested")));
+    // While the human is awaited the bot still answers what it knows …
+    let meanwhile = server.ask(json!({"conversation_id": conv, "text": "七天无理由退货怎么申请？"})).await;
+    assert_eq!((meanwhile["action"].as_str(), meanwhile["faq_id"].as_str()), (Some("answer"), Some("return-7day")));
+    assert_eq!(meanwhile["conversation_id"], conv.as_str());
+    // … and tells the shopper where they stand with the rest.
+    let waiting = server.ask(json!({"conversation_id": conv, "text": "我还在等呢"})).await;
+    assert_eq!((waiting["action"].as_str(), waiting["reason"].as_str()), (Some("handoff"), Some("waiting_for_agent")));
+    assert!(waiting["answer"].as_str().unwrap().contains("客服会尽快回复"), "{waiting}");
     let waiting = server.ask(json!({"conversation_id": conv, "text": "瓶子碎了，漏了一箱子"})).await;
-    assert_eq!(waiting["reason"], "waiting_for_agent");
+    assert_eq!(waiting["conversation_id"], conv.as_str());
+    let (_, t) = server.get(&format!("/v1/conversations/{conv}")).await;
+    assert_eq!(t["conversation"]["status"], "handoff", "answering while waiting keeps the ticket");
 
     let (status, queue) = server.get("/v1/handoffs").await;
     assert_eq!(status, StatusCode::OK);

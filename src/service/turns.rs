@@ -112,21 +112,6 @@ impl Turns {
             handoff_reason: None,
             unresolved: false,
         };
-        if conversation.status == ConversationStatus::Handoff {
-            // With a human already: store the message for the agent, no bot reply.
-            check_deadline(deadline)?;
-            self.store.record_turn(&turn)?;
-            return Ok(AnswerResponse {
-                conversation_id: conversation.id,
-                action: Action::Handoff,
-                answer: None,
-                faq_id: None,
-                confidence: 0.0,
-                choices: Vec::new(),
-                reason: Reason::WaitingForAgent,
-                decision_id: None,
-            });
-        }
         let product = req.product_id.as_deref().or(conversation.product_id.as_deref());
         let cfg = &self.config.decision;
         let filter = Filter { product_id: product, now: Some(now()) };
@@ -134,6 +119,24 @@ impl Turns {
             Context { question: conversation.last_question.as_deref(), faq_id: conversation.last_faq_id.as_deref() };
         let candidates = retrieve_in_context(&engine, text, &context, &filter, cfg.choices.max(5))?;
         let decision = decide(text, &candidates, conversation.unresolved_turns, &kb.lexicon, cfg);
+        if conversation.status == ConversationStatus::Handoff && decision.action != Action::Answer {
+            // Waiting for a human: the message is stored for the agent, and the
+            // shopper is told where they stand; the bot still answers what it can.
+            let ahead = self.store.tickets_ahead(&conversation.id)?;
+            turn.bot_reply = Some(waiting_notice(&locale, ahead));
+            check_deadline(deadline)?;
+            self.store.record_turn(&turn)?;
+            return Ok(AnswerResponse {
+                conversation_id: conversation.id,
+                action: Action::Handoff,
+                answer: turn.bot_reply,
+                faq_id: None,
+                confidence: decision.confidence,
+                choices: Vec::new(),
+                reason: Reason::WaitingForAgent,
+                decision_id: None,
+            });
+        }
         let faq_id = decision.faq.map(|f| kb.faqs[f].id.clone());
         let choices: Vec<Choice> = match decision.action {
             Action::Clarify => decision
@@ -149,7 +152,7 @@ impl Turns {
             }
             Action::Answer => decision.faq.and_then(|f| kb.faqs[f].answer_for(&locale)).map(|(_, a)| a.to_string()),
             Action::Clarify => Some(clarify_prompt(&locale).to_string()),
-            Action::Handoff => Some(handoff_notice(&locale).to_string()),
+            Action::Handoff => Some(handoff_notice(&locale, self.store.tickets_ahead(&conversation.id)?)),
         };
         // Small talk is no topic a follow-up could refer to.
         turn.topic_question = (!is_follow_up(text) && decision.reason != Reason::SmallTalk).then(|| text.to_string());
@@ -247,10 +250,21 @@ fn clarify_prompt(locale: &str) -> &'static str {
     }
 }
 
-fn handoff_notice(locale: &str) -> &'static str {
-    if is_zh(locale) {
-        "正在为您转接人工客服，请稍候，客服会尽快回复您。"
-    } else {
-        "We are passing you to a human agent; please wait a moment."
+fn handoff_notice(locale: &str, ahead: usize) -> String {
+    match (is_zh(locale), ahead) {
+        (true, 0) => "正在为您转接人工客服，请稍候，客服会尽快回复您。".into(),
+        (true, n) => format!("正在为您转接人工客服，您前面还有 {n} 位顾客在等待，客服会尽快回复您。"),
+        (false, 0) => "We are passing you to a human agent; please wait a moment.".into(),
+        (false, n) => format!("We are passing you to a human agent; {n} customer(s) ahead of you."),
+    }
+}
+
+/// While a human is awaited: the message is with the agent, and where the shopper stands.
+fn waiting_notice(locale: &str, ahead: usize) -> String {
+    match (is_zh(locale), ahead) {
+        (true, 0) => "已收到，您是下一位，客服会尽快回复您；其他常见问题我也可以先为您解答。".into(),
+        (true, n) => format!("已收到，您前面还有 {n} 位顾客在等待，客服会尽快回复您；常见问题我也可以先为您解答。"),
+        (false, 0) => "Got it — you're next for an agent. Meanwhile I can answer common questions.".into(),
+        (false, n) => format!("Got it — {n} customer(s) ahead of you. Meanwhile I can answer common questions."),
     }
 }

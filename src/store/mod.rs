@@ -323,12 +323,25 @@ impl Store {
         Ok(message)
     }
 
+    /// Open tickets opened before the conversation's own (all open ones
+    /// when it has none yet): the shoppers ahead of it in the queue.
+    pub fn tickets_ahead(&self, conversation_id: &str) -> Result<usize, StoreError> {
+        let n: i64 = self.read()?.query_row(
+            "SELECT COUNT(*) FROM tickets WHERE status = 'open' AND conversation_id != ?1
+               AND id < COALESCE((SELECT id FROM tickets WHERE conversation_id = ?1 AND status = 'open'), 9223372036854775807)",
+            [conversation_id],
+            |r| r.get(0),
+        )?;
+        Ok(n as usize)
+    }
+
     /// Open tickets, oldest first, with what an agent needs to pick one.
     pub fn handoffs(&self) -> Result<Vec<Handoff>, StoreError> {
         let conn = self.read()?;
         let mut stmt = conn.prepare(
             "SELECT t.id, t.conversation_id, t.reason, t.created_at, c.locale, c.product_id,
-                    (SELECT text FROM messages m WHERE m.conversation_id = t.conversation_id ORDER BY id DESC LIMIT 1)
+                    (SELECT text FROM messages m WHERE m.conversation_id = t.conversation_id AND m.role = 'shopper'
+                     ORDER BY id DESC LIMIT 1)
              FROM tickets t JOIN conversations c ON c.id = t.conversation_id
              WHERE t.status = 'open' ORDER BY t.created_at, t.id",
         )?;

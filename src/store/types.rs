@@ -130,6 +130,7 @@ pub struct Handoff {
     pub waiting_seconds: i64,
     pub locale: String,
     pub product_id: Option<String>,
+    /// The shopper's own latest message (not the bot's notices).
     pub last_message: String,
 }
 

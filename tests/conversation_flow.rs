@@ -1,6 +1,7 @@
-//! Small talk over real HTTP with the sample store's lexicon: greetings,
-//! thanks, "are you a bot" get the store's reply in the shopper's language,
-//! never a handoff, never a knowledge gap; real questions still search.
+//! The conversation over real HTTP with the sample store: small talk
+//! (greetings, thanks, "are you a bot") gets the store's reply in the
+//! shopper's language, never a handoff, never a knowledge gap; real questions
+//! still search; while a human is awaited the shopper hears where they stand.
 
 mod common;
 
@@ -47,4 +48,28 @@ async fn small_talk_gets_a_friendly_reply_not_a_human() {
     let (_, proposals) = server.post("/v1/kb/gaps/mine", json!({})).await;
     let mined: Vec<&str> = proposals.as_array().unwrap().iter().filter_map(|p| p["text"].as_str()).collect();
     assert!(mined.iter().all(|t| !t.contains("在吗") && !t.contains("谢谢")), "{mined:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_position_is_told_while_waiting() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start(&tmp.path().join("db.sqlite3"), |_| {}).await;
+    let first = server.ask(json!({"text": "转人工"})).await;
+    assert!(!first["answer"].as_str().unwrap().contains("前面还有"), "{first}");
+    let second = server.ask(json!({"text": "我要找人工客服"})).await;
+    assert!(second["answer"].as_str().unwrap().contains("前面还有 1 位"), "{second}");
+    let id = second["conversation_id"].as_str().unwrap();
+    let again = server.ask(json!({"conversation_id": id, "text": "还要等多久"})).await;
+    assert_eq!(again["reason"], "waiting_for_agent");
+    assert!(again["answer"].as_str().unwrap().contains("前面还有 1 位"), "{again}");
+    // Once the first shopper's conversation is closed, the second is next.
+    let (status, _) = server
+        .post(&format!("/v1/conversations/{}/close", first["conversation_id"].as_str().unwrap()), json!({}))
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    let next = server.ask(json!({"conversation_id": id, "text": "还要等多久"})).await;
+    assert!(next["answer"].as_str().unwrap().contains("下一位"), "{next}");
+    // The queue shows what the shopper wrote, not the bot's notice.
+    let (_, queue) = server.get("/v1/handoffs").await;
+    assert_eq!(queue[0]["last_message"], "还要等多久", "{queue}");
 }
