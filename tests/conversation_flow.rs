@@ -73,3 +73,32 @@ async fn the_queue_position_is_told_while_waiting() {
     let (_, queue) = server.get("/v1/handoffs").await;
     assert_eq!(queue[0]["last_message"], "还要等多久", "{queue}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drafts_and_learning_speak_about_the_real_question() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start(&tmp.path().join("db.sqlite3"), |_| {}).await;
+    let h = server.ask(json!({"text": "收到的瓶子碎了怎么办，转人工"})).await;
+    assert_eq!(h["reason"], "human_requested");
+    let id = h["conversation_id"].as_str().unwrap();
+    // Later messages that are only a request or small talk do not replace the question.
+    server.ask(json!({"conversation_id": id, "text": "转人工！"})).await;
+    server.ask(json!({"conversation_id": id, "text": "谢谢"})).await;
+    let (_, drafts) = server.post(&format!("/v1/conversations/{id}/suggestions"), json!({})).await;
+    assert_eq!(drafts[0]["faq_id"], "after-damaged", "{drafts}");
+    let sid = drafts[0]["id"].as_str().unwrap();
+    let (status, _) = server.post(&format!("/v1/suggestions/{sid}/feedback"), json!({"verdict": "accepted"})).await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    // The learned phrasing is the shopper's question, without 转人工.
+    let (_, proposals) = server.get("/v1/kb/proposals").await;
+    let texts: Vec<&str> = proposals.as_array().unwrap().iter().filter_map(|p| p["text"].as_str()).collect();
+    assert_eq!(texts, ["收到的瓶子碎了怎么办"], "{proposals}");
+    // A conversation of nothing but 转人工 proposes nothing.
+    let only = server.ask(json!({"text": "转人工"})).await;
+    let only = only["conversation_id"].as_str().unwrap();
+    let (_, drafts) = server.post(&format!("/v1/conversations/{only}/suggestions"), json!({})).await;
+    let sid = drafts[0]["id"].as_str().unwrap();
+    server.post(&format!("/v1/suggestions/{sid}/feedback"), json!({"verdict": "accepted"})).await;
+    let (_, proposals) = server.get("/v1/kb/proposals").await;
+    assert_eq!(proposals.as_array().unwrap().len(), 1, "{proposals}");
+}

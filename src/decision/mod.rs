@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 pub use calibration::Calibration;
 pub use escalation::escalation;
 pub use followup::{contextual_query, is_follow_up};
-pub use smalltalk::small_talk;
+pub use smalltalk::{small_talk, substance};
 
 use crate::kb::Lexicon;
 use crate::retrieval::Candidate;

@@ -48,6 +48,22 @@ pub fn small_talk(text: &str, lexicon: &Lexicon) -> Option<usize> {
     covered[message.len()].flatten()
 }
 
+/// What `text` asks beyond small talk and requests for a human: the folded
+/// text without the lexicon's handoff-request words ("瓶子碎了，转人工" →
+/// "瓶子碎了，"), or None when nothing is left to answer. Drafts for agents
+/// are made from this, not from "转人工".
+pub fn substance(text: &str, lexicon: &Lexicon) -> Option<String> {
+    let mut rest = fold(text);
+    for word in &lexicon.human {
+        let word = fold(word);
+        if !word.trim().is_empty() {
+            rest = rest.replace(&word, " ");
+        }
+    }
+    let has_words = rest.chars().any(char::is_alphanumeric);
+    (has_words && small_talk(&rest, lexicon).is_none()).then_some(rest)
+}
+
 /// Folded text with everything but letters and digits turned into spaces.
 fn letters(text: &str) -> Vec<char> {
     let folded: Vec<char> = fold(text).chars().map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect();
@@ -108,6 +124,17 @@ mod tests {
         assert_eq!(kind("你是机器人吗？"), Some("bot"));
         assert_eq!(kind("Are you a bot?"), Some("bot"));
         assert_eq!(kind("ありがとう"), Some("thanks"));
+    }
+
+    #[test]
+    fn substance_leaves_out_requests_for_a_human_and_small_talk() {
+        let lexicon = Lexicon { human: vec!["转人工".into(), "human agent".into()], ..lexicon() };
+        let rest = substance("瓶子碎了，转人工！", &lexicon).unwrap();
+        assert!(rest.contains("瓶子碎了") && !rest.contains("转人工"), "{rest}");
+        assert_eq!(substance("转人工", &lexicon), None);
+        assert_eq!(substance("你好 转人工", &lexicon), None);
+        assert_eq!(substance("谢谢", &lexicon), None);
+        assert!(substance("Human agent please, my parcel is lost", &lexicon).is_some_and(|s| s.contains("parcel")));
     }
 
     #[test]

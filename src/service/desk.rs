@@ -8,12 +8,15 @@ use super::learning::Learning;
 use super::turns::{Context, retrieve_in_context};
 use super::{ServiceError, message_text, now};
 use crate::config::Config;
+use crate::decision::substance;
 use crate::index::Filter;
 use crate::store::{Conversation, Draft, FeedbackRecord, Handoff, Message, Store, Suggestion, Transcript, Verdict};
 
 /// An edited draft still counts as the FAQ's answer at this similarity
 /// (normalised Levenshtein) to the draft.
 const LIGHT_EDIT_SIMILARITY: f64 = 0.7;
+/// How far back drafts look for the shopper's real question.
+const RECENT_MESSAGES: usize = 10;
 
 pub struct Desk {
     config: Config,
@@ -35,22 +38,27 @@ impl Desk {
         Ok(self.store.transcript(id)?)
     }
 
-    /// Three drafted replies for the conversation's latest shopper message.
+    /// Three drafted replies for the shopper's latest real question: the
+    /// newest message with something to answer once requests for a human
+    /// and small talk are left out ("瓶子碎了 … 转人工" drafts for 瓶子碎了),
+    /// else the latest message.
     pub fn suggest(&self, conversation_id: &str) -> Result<Vec<Suggestion>, ServiceError> {
         let conversation = self.store.conversation(conversation_id)?;
-        let last = self
-            .store
-            .last_shopper_message(conversation_id)?
+        let engine = self.knowledge.engine();
+        let kb = engine.retriever.kb();
+        let messages = self.store.shopper_messages(conversation_id, RECENT_MESSAGES)?;
+        let (asked, query) = messages
+            .iter()
+            .find_map(|m| substance(&m.text, &kb.lexicon).map(|q| (m, q)))
+            .or_else(|| messages.first().map(|m| (m, m.text.clone())))
             .ok_or_else(|| ServiceError::Conflict("no shopper message to draft a reply for".into()))?;
         let cfg = &self.config.decision;
         let context = Context {
-            question: conversation.last_question.as_deref().filter(|q| *q != last.text),
+            question: conversation.last_question.as_deref().filter(|q| *q != asked.text),
             faq_id: conversation.last_faq_id.as_deref(),
         };
         let filter = Filter { product_id: conversation.product_id.as_deref(), now: Some(now()) };
-        let engine = self.knowledge.engine();
-        let candidates = retrieve_in_context(&engine, &last.text, &context, &filter, cfg.choices)?;
-        let kb = engine.retriever.kb();
+        let candidates = retrieve_in_context(&engine, &query, &context, &filter, cfg.choices)?;
         let drafts: Vec<Draft> = candidates
             .iter()
             .map(|c| {
@@ -65,7 +73,7 @@ impl Desk {
                 }
             })
             .collect();
-        Ok(self.store.save_suggestions(conversation_id, Some(last.id), &drafts)?)
+        Ok(self.store.save_suggestions(conversation_id, Some(asked.id), &drafts)?)
     }
 
     /// Records the agent's verdict on a draft (accepted or edited drafts are
@@ -90,8 +98,12 @@ impl Desk {
         // shopper's words mean this FAQ.
         let light = |t: &str| strsim::normalized_levenshtein(&draft, t) >= LIGHT_EDIT_SIMILARITY;
         let sent_as_drafted = verdict == Verdict::Accepted || (verdict == Verdict::Edited && text.is_some_and(light));
-        if let Some(question) = question.filter(|_| sent_as_drafted) {
-            self.learning.propose_phrasing(faq_id, question)?;
+        // Only what the shopper asked: never "转人工" or a greeting as a phrasing.
+        let engine = self.knowledge.engine();
+        let asked = question.filter(|_| sent_as_drafted).and_then(|q| substance(&q, &engine.retriever.kb().lexicon));
+        if let Some(asked) = asked {
+            let trimmed = asked.trim_matches(|c: char| !c.is_alphanumeric());
+            self.learning.propose_phrasing(faq_id, trimmed.to_string())?;
         }
         Ok(record)
     }

@@ -396,17 +396,15 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound(format!("decision {decision_id}")))
     }
 
-    /// The newest shopper message of a conversation.
-    pub fn last_shopper_message(&self, id: &str) -> Result<Option<Message>, StoreError> {
+    /// A conversation's shopper messages, newest first (at most `limit`).
+    pub fn shopper_messages(&self, id: &str, limit: usize) -> Result<Vec<Message>, StoreError> {
         let conn = self.read()?;
         conversation(&conn, id)?;
-        Ok(conn
-            .query_row(
-                "SELECT id, role, text, created_at FROM messages WHERE conversation_id = ?1 AND role = 'shopper' ORDER BY id DESC LIMIT 1",
-                [id],
-                message_row,
-            )
-            .optional()?)
+        let mut stmt = conn.prepare(
+            "SELECT id, role, text, created_at FROM messages WHERE conversation_id = ?1 AND role = 'shopper'
+             ORDER BY id DESC LIMIT ?2",
+        )?;
+        Ok(stmt.query_map(params![id, limit as i64], message_row)?.collect::<Result<_, _>>()?)
     }
 
     pub fn save_suggestions(
