@@ -14,7 +14,7 @@ use axum::routing::get;
 use tokio_stream::{Stream, StreamExt, wrappers::BroadcastStream};
 
 use super::events::EventKind;
-use super::{ApiError, AppState, blocking};
+use super::{ApiError, AppState, service};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -40,9 +40,8 @@ pub async fn conversation_events(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    let services = state.services.clone();
     let check = id.clone();
-    blocking(move || Ok(services.store.conversation(&check).map_err(crate::service::ServiceError::from)?)).await?;
+    service(&state, move |s| Ok(s.store.conversation(&check)?)).await?;
     Ok(Sse::new(stream(&state, Some(id))).keep_alive(KeepAlive::default()))
 }
 

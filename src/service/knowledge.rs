@@ -73,10 +73,7 @@ impl Knowledge {
     pub fn reload(&self) -> Result<KbSummary, ServiceError> {
         let _one = lock(&self.changing);
         let (kb, skipped) = Self::current_kb(&self.config, &self.store)?;
-        let engine = Self::build(&self.config, &self.model, kb, &|_, _| {})?;
-        let summary = summary(engine.retriever.kb(), skipped);
-        self.engine.store(Arc::new(engine));
-        Ok(summary)
+        self.commit(kb, skipped, &[])
     }
 
     /// The entry `id` as the admin API shows it.
@@ -148,8 +145,16 @@ impl Knowledge {
         }
         // `make` validated the new edits against this same state, so they apply.
         skipped.extend(apply_edits(&mut kb, &edits));
+        self.commit(kb, skipped, &edits)
+    }
+
+    /// Builds the engine for `kb`; only when that worked stores `edits` and
+    /// swaps the engine in. The caller holds `changing`.
+    fn commit(&self, kb: KnowledgeBase, skipped: Vec<String>, edits: &[FaqEdit]) -> Result<KbSummary, ServiceError> {
         let engine = Self::build(&self.config, &self.model, kb, &|_, _| {})?;
-        self.store.save_edits(&edits)?;
+        if !edits.is_empty() {
+            self.store.save_edits(edits)?;
+        }
         let summary = summary(engine.retriever.kb(), skipped);
         self.engine.store(Arc::new(engine));
         Ok(summary)

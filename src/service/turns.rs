@@ -146,13 +146,13 @@ impl Turns {
                 .collect(),
             _ => Vec::new(),
         };
-        let reply = match decision.action {
-            Action::Answer if decision.reason == Reason::SmallTalk => {
-                decision.small_talk.map(|k| kb.lexicon.smalltalk[k].reply_for(&locale).to_string())
+        let reply = match (decision.action, decision.small_talk) {
+            (Action::Answer, Some(k)) => Some(kb.lexicon.smalltalk[k].reply_for(&locale).to_string()),
+            (Action::Answer, None) => {
+                decision.faq.and_then(|f| kb.faqs[f].answer_for(&locale)).map(|(_, a)| a.to_string())
             }
-            Action::Answer => decision.faq.and_then(|f| kb.faqs[f].answer_for(&locale)).map(|(_, a)| a.to_string()),
-            Action::Clarify => Some(clarify_prompt(&locale).to_string()),
-            Action::Handoff => Some(handoff_notice(&locale, self.store.tickets_ahead(&conversation.id)?)),
+            (Action::Clarify, _) => Some(clarify_prompt(&locale).to_string()),
+            (Action::Handoff, _) => Some(handoff_notice(&locale, self.store.tickets_ahead(&conversation.id)?)),
         };
         // Small talk is no topic a follow-up could refer to.
         turn.topic_question = (!is_follow_up(text) && decision.reason != Reason::SmallTalk).then(|| text.to_string());
