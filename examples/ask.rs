@@ -6,9 +6,10 @@
 use std::path::Path;
 
 use xiaoer::config::Config;
-use xiaoer::decision::decide;
+use xiaoer::decision::{Confidence, ScriptGroup, decide};
 use xiaoer::engine::Engine;
 use xiaoer::index::Filter;
+use xiaoer::retrieval::ProductContext;
 use xiaoer::text::detect_locale;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -22,7 +23,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for text in ["七天无理由退货怎么申请？", "跨境綜合稅怎麼算", "How long does delivery take?", "转人工！！！"]
     {
         let candidates = engine.retriever.search(text, &Filter { product_id: None, now: Some(now) }, 5)?;
-        let d = decide(text, &candidates, 0, &kb.lexicon, &engine.config.decision);
+        // The knowledge base's own verifier weighs the evidence for the best candidate.
+        let evidence = engine.retriever.evidence(text, &candidates, &ProductContext::default());
+        let verifier = engine.calibration.group(ScriptGroup::of_locale(detect_locale(text)));
+        let cfg = &engine.config.decision;
+        let judged = Confidence::judge(verifier, evidence.as_ref().map(|e| &e[..]), &candidates, cfg);
+        let d = decide(text, text, &candidates, judged, 0, &kb.lexicon, cfg);
         println!("{text}\n  → {:?} ({}, confidence {:.2})", d.action, d.reason.name(), d.confidence);
         if let Some((_, answer)) = d.faq.and_then(|f| kb.faqs[f].answer_for(detect_locale(text))) {
             println!("  {answer}");

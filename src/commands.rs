@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::Config;
+use crate::decision::KbCalibration;
 use crate::embed::Embedder;
 use crate::engine::{Engine, IndexStorage, Progress};
 use crate::eval::conversations::{ConversationEval, ConversationReport, load_conversation_items};
@@ -232,7 +233,12 @@ pub fn calibrate(
 pub fn stats(config: &Config, hours: i64) -> Result<()> {
     let store = Store::open(&config.database_path())?;
     let to = chrono::Utc::now().timestamp() + 1;
-    println!("{}", serde_json::to_string_pretty(&store.stats(to - hours * 3600, to)?)?);
+    let mut stats = store.stats(to - hours * 3600, to)?;
+    // The calibration the server last fitted for the live knowledge base.
+    let stored = std::fs::read(config.data_dir.join("calibration.json")).ok();
+    let calibration: Option<KbCalibration> = stored.and_then(|b| serde_json::from_slice(&b).ok());
+    stats.calibration = calibration.unwrap_or_default().summary(&config.decision);
+    println!("{}", serde_json::to_string_pretty(&stats)?);
     Ok(())
 }
 
@@ -408,10 +414,17 @@ fn print_curve(curve: &[CurvePoint]) {
 }
 
 fn print_conversation_report(r: &ConversationReport) {
-    println!(
-        "{} items ({} messages) against {} FAQs, answer threshold {:.3}",
-        r.items, r.turns, r.faqs, r.answer_threshold
-    );
+    println!("{} items ({} messages) against {} FAQs", r.items, r.turns, r.faqs);
+    for g in &r.calibration {
+        let fitted = match (g.expected_precision, g.expected_coverage) {
+            (Some(p), Some(c)) => format!(
+                "the knowledge base's own verifier ({} samples; cross-validated precision {p:.3}, coverage {c:.3})",
+                g.samples
+            ),
+            _ => "the configured calibration (too few samples to fit one)".to_string(),
+        };
+        println!("  {:?} script: answer at confidence >= {:.3}, {fitted}", g.group, g.answer_threshold);
+    }
     println!(
         "  {:<13} {:>4} {:>6} {:>7} {:>7} {:>5} {:>5} | {:>5} {:>5} {:>9} {:>9} | handoff reasons",
         "type", "n", "answer", "clarify", "handoff", "small", "error", "right", "wrong", "clar+gold", "clar-gold"

@@ -5,9 +5,11 @@
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::decision::KbCalibration;
 use crate::embed::{EmbedError, Embedder};
 use crate::index::{FaqIndex, IndexError, phrasing_table};
 use crate::kb::{KbError, KbOptions, KnowledgeBase, load_path};
+use crate::kb_calibration::load_or_fit;
 use crate::retrieval::{Dense, Mode, RetrievalError, Retriever};
 use crate::text::Analyzer;
 use crate::vectors::PhrasingVectors;
@@ -40,6 +42,9 @@ pub type Progress<'a> = &'a dyn Fn(usize, usize);
 pub struct Engine {
     pub config: Config,
     pub retriever: Retriever,
+    /// The knowledge base's own verifier (empty when
+    /// `decision.kb_calibration` is off: the configured calibration applies).
+    pub calibration: KbCalibration,
 }
 
 impl Engine {
@@ -80,6 +85,11 @@ impl Engine {
             IndexStorage::OnDisk => FaqIndex::open_or_build(&config.index_dir(), &kb, analyzer.clone())?,
             IndexStorage::InMemory => FaqIndex::in_memory(&kb, analyzer.clone())?,
         };
+        let model_sha = embedder.as_ref().map_or_else(String::new, |e| e.manifest().weights_sha256.clone());
+        let calibration_file = match storage {
+            IndexStorage::OnDisk => config.data_dir.join("calibration.json"),
+            IndexStorage::InMemory => config.data_dir.join(format!("calibration-{}.json", &kb.content_hash[..16])),
+        };
         let dense = match embedder {
             None => None,
             Some(embedder) => {
@@ -94,7 +104,13 @@ impl Engine {
             }
         };
         let retriever = Retriever::new(Arc::new(kb), analyzer, index, dense, config.retrieval.clone())?;
-        Ok(Engine { config, retriever })
+        let calibration = if config.decision.kb_calibration {
+            let target = f64::from(config.decision.target_precision);
+            load_or_fit(&retriever, &model_sha, target, Some(&calibration_file))?
+        } else {
+            KbCalibration::default()
+        };
+        Ok(Engine { config, retriever, calibration })
     }
 
     /// Whether this engine can answer (for readiness probes): the index holds

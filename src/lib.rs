@@ -14,6 +14,7 @@ pub mod eval;
 pub mod gaps;
 pub mod index;
 pub mod kb;
+pub mod kb_calibration;
 pub mod retrieval;
 pub mod service;
 pub mod store;

@@ -138,6 +138,13 @@ impl PhrasingVectors {
         best
     }
 
+    /// The vector of phrasing `ordinal`, widened to f32.
+    pub fn row(&self, ordinal: usize) -> Vec<f32> {
+        let mut out = vec![0f32; self.dim];
+        self.matrix[ordinal * self.dim..(ordinal + 1) * self.dim].convert_to_f32_slice(&mut out);
+        out
+    }
+
     /// Cosine similarity of `query` (L2-normalised) with phrasing `ordinal`.
     pub fn cosine(&self, ordinal: usize, query: &[f32]) -> f32 {
         dot_f16(&self.matrix[ordinal * self.dim..(ordinal + 1) * self.dim], query)

@@ -209,6 +209,7 @@ fn kb() -> KnowledgeBase {
         id: "p-anessa".into(),
         name: "安热沙金瓶防晒乳60ml".into(),
         brand: "资生堂".into(),
+        aliases: vec!["安热沙".into()],
         category: "美妆护肤".into(),
         location,
     };

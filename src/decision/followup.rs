@@ -15,15 +15,6 @@ pub fn is_follow_up(text: &str) -> bool {
     t.chars().count() <= limit && (OPENERS.iter().any(|o| t.starts_with(o)) || ENDINGS.iter().any(|e| t.ends_with(e)))
 }
 
-/// The text to retrieve with: a follow-up is read together with the previous
-/// shopper question ("七天无理由退货怎么申请" + "那运费呢" → return shipping fee).
-pub fn contextual_query(text: &str, previous_question: Option<&str>) -> String {
-    match previous_question {
-        Some(prev) if is_follow_up(text) => format!("{prev} {text}"),
-        _ => text.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -37,7 +28,5 @@ mod tests {
         {
             assert!(!is_follow_up(t), "{t}");
         }
-        assert_eq!(contextual_query("那运费呢?", Some("怎么退货")), "怎么退货 那运费呢?");
-        assert_eq!(contextual_query("发什么快递", Some("怎么退货")), "发什么快递");
     }
 }

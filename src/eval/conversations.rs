@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{CURVE_THRESHOLDS, CurvePoint, load_jsonl};
 use crate::config::Config;
-use crate::decision::{Action, Reason};
+use crate::decision::{Action, GroupSummary, Reason};
 use crate::embed::Embedder;
 use crate::kb::{KbOptions, Problem, load_path};
 use crate::service::{AnswerRequest, AnswerResponse, ServiceError, Services};
@@ -110,6 +110,8 @@ pub struct ConversationReport {
     pub turns: usize,
     /// The configured `decision.answer_threshold`.
     pub answer_threshold: f32,
+    /// The knowledge base's own thresholds per script group.
+    pub calibration: Vec<GroupSummary>,
     pub answered: usize,
     /// Share of all items answered automatically.
     pub auto_answer_rate: f64,
@@ -164,8 +166,11 @@ impl ConversationEval {
             outcomes.push(self.run_item(i, item, &mut turns)?);
             tick();
         }
-        let faqs = self.services.knowledge.engine().retriever.kb().faqs.len();
-        Ok(report(items, outcomes, faqs, turns, self.services.config.decision.answer_threshold))
+        let engine = self.services.knowledge.engine();
+        let faqs = engine.retriever.kb().faqs.len();
+        let mut report = report(items, outcomes, faqs, turns, self.services.config.decision.answer_threshold);
+        report.calibration = engine.calibration.summary(&self.services.config.decision);
+        Ok(report)
     }
 
     fn run_item(&self, i: usize, item: &ConversationItem, turns: &mut usize) -> Result<ItemOutcome, ServiceError> {
@@ -315,6 +320,7 @@ fn report(
         items: items.len(),
         turns,
         answer_threshold,
+        calibration: Vec::new(),
         answered,
         auto_answer_rate: ratio(answered, items.len()),
         answered_right: right,

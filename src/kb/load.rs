@@ -88,6 +88,7 @@ fn load_files(files: Vec<PathBuf>, opts: &KbOptions) -> Result<KnowledgeBase, Kb
                     kb.lexicon.human.extend(lexicon.human);
                     kb.lexicon.complaint.extend(lexicon.complaint);
                     kb.lexicon.anger.extend(lexicon.anger);
+                    kb.lexicon.order_lookup.extend(lexicon.order_lookup);
                 }
                 let offset = kb.faqs.len();
                 refs.extend(product_refs.into_iter().map(|mut r| {

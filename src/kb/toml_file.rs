@@ -357,11 +357,13 @@ fn parse_product(ctx: &mut Ctx, item: &Spanned<DeValue>, out: &mut ParsedFile) {
     };
     let brand = raw.brand.trim().to_string();
     out.words.extend([name.clone(), brand.clone()].into_iter().filter(|w| !w.is_empty()));
-    out.words.extend(raw.aliases.iter().map(|a| a.trim().to_string()).filter(|a| !a.is_empty()));
+    let aliases: Vec<String> = raw.aliases.iter().map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect();
+    out.words.extend(aliases.iter().cloned());
     out.products.push(Product {
         id,
         name,
         brand,
+        aliases,
         category: raw.category.trim().to_string(),
         location: Location { file: ctx.path.to_path_buf(), line },
     });

@@ -58,6 +58,8 @@ pub struct Product {
     pub id: String,
     pub name: String,
     pub brand: String,
+    /// Names shoppers use (神仙水, 小黑瓶), for recognising the product in a message.
+    pub aliases: Vec<String>,
     pub category: String,
     pub location: Location,
 }
@@ -76,6 +78,10 @@ pub struct Lexicon {
     /// Anger and insults.
     #[serde(default)]
     pub anger: Vec<String>,
+    /// Questions about the shopper's own order (到哪了, 钱呢, my order…): an
+    /// agent must look them up. `A+B` needs both parts, in that order.
+    #[serde(default)]
+    pub order_lookup: Vec<String>,
     /// Small talk the bot answers itself (`[[smalltalk]]` tables).
     #[serde(skip)]
     pub smalltalk: Vec<SmallTalk>,

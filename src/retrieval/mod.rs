@@ -6,6 +6,7 @@
 //! dev sets (`xiaoer fit`). Depends on `kb`, `text`, `index`, `embed` and
 //! `vectors`; does no IO after construction.
 
+mod evidence;
 mod fusion;
 
 use std::collections::HashMap;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use evidence::{EVIDENCE_LEN, EVIDENCE_NAMES, ProductContext};
 pub use fusion::{Features, Fusion};
 
 use crate::embed::{EmbedError, Embedder, Role};
@@ -112,6 +114,8 @@ pub struct Retriever {
     phrasings: Vec<PhrasingRef>,
     /// First phrasing ordinal of each FAQ (phrasings of a FAQ are contiguous).
     faq_start: Vec<usize>,
+    /// Folded names and aliases per product (catalogue order).
+    product_names: Vec<Vec<String>>,
     config: RetrievalConfig,
 }
 
@@ -134,7 +138,8 @@ impl Retriever {
             n += 1 + f.similar.len();
         }
         faq_start.push(n);
-        Ok(Retriever { kb, analyzer, index, dense, phrasings, faq_start, config })
+        let product_names = evidence::product_names(&kb);
+        Ok(Retriever { kb, analyzer, index, dense, phrasings, faq_start, product_names, config })
     }
 
     pub fn kb(&self) -> &KnowledgeBase {
@@ -191,9 +196,43 @@ impl Retriever {
         k: usize,
         mode: Mode,
     ) -> Result<Vec<Candidate>, RetrievalError> {
-        let mut out = self.candidates(text, filter, k, mode)?;
+        let vector = self.query_vector(text, mode)?;
+        Ok(self.rank(self.candidates_with(text, vector.as_deref(), filter, k, mode, &|_| false)?, k, mode))
+    }
+
+    /// The query embedding a mode needs (none for BM25).
+    pub fn query_vector(&self, text: &str, mode: Mode) -> Result<Option<Arc<[f32]>>, RetrievalError> {
+        if mode == Mode::Bm25 {
+            return Ok(None);
+        }
+        let dense = self.dense.as_ref().ok_or(RetrievalError::NoModel(mode.name()))?;
+        let query = dense.embedder.embed_query(text)?;
+        if !query.iter().all(|x| x.is_finite()) {
+            return Err(RetrievalError::NonFiniteQuery);
+        }
+        Ok(Some(query))
+    }
+
+    /// The stored vector of phrasing `ordinal` (self-calibration queries
+    /// with a phrasing's own text, so it needs no model pass).
+    pub fn phrasing_vector(&self, ordinal: usize) -> Option<Vec<f32>> {
+        self.dense.as_ref().map(|d| d.vectors.row(ordinal))
+    }
+
+    /// Number of phrasings (the ordinals are `0..phrasing_count()`).
+    pub fn phrasing_count(&self) -> usize {
+        self.phrasings.len()
+    }
+
+    /// The phrasing ordinals of FAQ `faq`.
+    pub fn faq_phrasings(&self, faq: usize) -> std::ops::Range<usize> {
+        self.faq_start[faq]..self.faq_start[faq + 1]
+    }
+
+    /// Scores `candidates` in `mode`, best first, at most `k`.
+    pub fn rank(&self, mut candidates: Vec<Candidate>, k: usize, mode: Mode) -> Vec<Candidate> {
         let fusion = &self.config.fusion;
-        for c in &mut out {
+        for c in &mut candidates {
             c.score = match mode {
                 Mode::Bm25 => c.bm25,
                 Mode::Dense => c.cosine,
@@ -202,10 +241,10 @@ impl Retriever {
         }
         // total_cmp ranks NaN above every score: a candidate without a real
         // score (damaged vectors) must not reach the decision.
-        out.retain(|c| c.score.is_finite());
-        out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.faq.cmp(&b.faq)));
-        out.truncate(k);
-        Ok(out)
+        candidates.retain(|c| c.score.is_finite());
+        candidates.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.faq.cmp(&b.faq)));
+        candidates.truncate(k);
+        candidates
     }
 
     /// Per-FAQ candidates with both features, unranked (`score` unset).
@@ -216,10 +255,27 @@ impl Retriever {
         k: usize,
         mode: Mode,
     ) -> Result<Vec<Candidate>, RetrievalError> {
+        let vector = self.query_vector(text, mode)?;
+        self.candidates_with(text, vector.as_deref(), filter, k, mode, &|_| false)
+    }
+
+    /// As [`Retriever::candidates`], for
+    /// `text` and its embedding `vector` (required unless `mode` is BM25).
+    /// Phrasings for which `skip(ordinal)` holds are left out.
+    pub fn candidates_with(
+        &self,
+        text: &str,
+        vector: Option<&[f32]>,
+        filter: &Filter,
+        k: usize,
+        mode: Mode,
+        skip: &dyn Fn(usize) -> bool,
+    ) -> Result<Vec<Candidate>, RetrievalError> {
         let mut best: HashMap<usize, Candidate> = HashMap::new();
         if mode != Mode::Dense {
             let terms = self.analyzer.terms(text);
-            for (ord, score) in self.index.search(&terms, filter, self.config.bm25_candidates.max(k))? {
+            let hits = self.index.search(&terms, filter, self.config.bm25_candidates.max(k))?;
+            for (ord, score) in hits.into_iter().filter(|&(ord, _)| !skip(ord as usize)) {
                 let faq = self.phrasings[ord as usize].faq as usize;
                 best.entry(faq).or_insert(Candidate {
                     faq,
@@ -230,14 +286,9 @@ impl Retriever {
                 });
             }
         }
-        if mode != Mode::Bm25 {
-            let dense = self.dense.as_ref().ok_or(RetrievalError::NoModel(mode.name()))?;
-            let query = dense.embedder.embed_query(text)?;
-            if !query.iter().all(|x| x.is_finite()) {
-                return Err(RetrievalError::NonFiniteQuery);
-            }
-            let keep = |ord: usize| self.passes(self.phrasings[ord].faq as usize, filter);
-            for (ord, cosine) in dense.vectors.top_k(&query, self.config.dense_candidates.max(k), keep) {
+        if let (Some(dense), Some(query)) = (self.dense.as_ref().filter(|_| mode != Mode::Bm25), vector) {
+            let keep = |ord: usize| !skip(ord) && self.passes(self.phrasings[ord].faq as usize, filter);
+            for (ord, cosine) in dense.vectors.top_k(query, self.config.dense_candidates.max(k), keep) {
                 let faq = self.phrasings[ord as usize].faq as usize;
                 let c =
                     best.entry(faq).or_insert(Candidate { faq, score: 0.0, bm25: 0.0, cosine, phrasing: ord as usize });
@@ -249,8 +300,8 @@ impl Retriever {
             // BM25-only candidates still get their best cosine, so the fused
             // score compares like with like.
             for c in best.values_mut().filter(|c| c.cosine == 0.0) {
-                for ord in self.faq_start[c.faq]..self.faq_start[c.faq + 1] {
-                    let cosine = dense.vectors.cosine(ord, &query);
+                for ord in self.faq_phrasings(c.faq).filter(|&o| !skip(o)) {
+                    let cosine = dense.vectors.cosine(ord, query);
                     if cosine > c.cosine {
                         c.cosine = cosine;
                         c.phrasing = ord;

@@ -5,11 +5,10 @@ use std::sync::Arc;
 
 use super::knowledge::Knowledge;
 use super::learning::Learning;
-use super::turns::{Context, retrieve_in_context};
-use super::{ServiceError, message_text, now};
+use super::turns::{Context, read_message};
+use super::{ServiceError, message_text};
 use crate::config::Config;
 use crate::decision::substance;
-use crate::index::Filter;
 use crate::store::{Conversation, Draft, FeedbackRecord, Handoff, Message, Store, Suggestion, Transcript, Verdict};
 
 /// An edited draft still counts as the FAQ's answer at this similarity
@@ -57,8 +56,8 @@ impl Desk {
             question: conversation.last_question.as_deref().filter(|q| *q != asked.text),
             faq_id: conversation.last_faq_id.as_deref(),
         };
-        let filter = Filter { product_id: conversation.product_id.as_deref(), now: Some(now()) };
-        let candidates = retrieve_in_context(&engine, &query, &context, &filter, cfg.choices)?;
+        let candidates =
+            read_message(&engine, &query, &context, conversation.product_id.as_deref(), cfg.choices)?.candidates;
         let drafts: Vec<Draft> = candidates
             .iter()
             .map(|c| {

@@ -60,7 +60,9 @@ impl Services {
 
     /// Service figures for `[from, to)` (unix seconds).
     pub fn stats(&self, from: i64, to: i64) -> Result<Stats, ServiceError> {
-        Ok(self.store.stats(from, to)?)
+        let mut stats = self.store.stats(from, to)?;
+        stats.calibration = self.knowledge.engine().calibration.summary(&self.config.decision);
+        Ok(stats)
     }
 
     /// Whether the services can answer: the database responds and the live

@@ -10,12 +10,12 @@ use utoipa::ToSchema;
 use super::knowledge::Knowledge;
 use super::{ServiceError, message_text, now};
 use crate::config::Config;
-use crate::decision::{Action, Reason, contextual_query, decide, is_follow_up};
+use crate::decision::{Action, Confidence, Reason, ScriptGroup, decide, is_follow_up};
 use crate::engine::Engine;
 use crate::index::Filter;
-use crate::retrieval::Candidate;
+use crate::retrieval::{Candidate, ProductContext};
 use crate::store::{ConversationStatus, DecisionRecord, Store, TurnRecord};
-use crate::text::detect_locale;
+use crate::text::{clean, detect_locale};
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -114,11 +114,12 @@ impl Turns {
         };
         let product = req.product_id.as_deref().or(conversation.product_id.as_deref());
         let cfg = &self.config.decision;
-        let filter = Filter { product_id: product, now: Some(now()) };
         let context =
             Context { question: conversation.last_question.as_deref(), faq_id: conversation.last_faq_id.as_deref() };
-        let candidates = retrieve_in_context(&engine, text, &context, &filter, cfg.choices.max(5))?;
-        let decision = decide(text, &candidates, conversation.unresolved_turns, &kb.lexicon, cfg);
+        let reading = read_message(&engine, text, &context, product, cfg.choices.max(5))?;
+        let candidates = reading.candidates;
+        let decision =
+            decide(text, &reading.text, &candidates, reading.judged, conversation.unresolved_turns, &kb.lexicon, cfg);
         if conversation.status == ConversationStatus::Handoff && decision.action != Action::Answer {
             // Waiting for a human: the message is stored for the agent, and the
             // shopper is told where they stand; the bot still answers what it can.
@@ -195,6 +196,64 @@ fn check_deadline(deadline: Instant) -> Result<(), ServiceError> {
     Ok(())
 }
 
+/// What the engine made of one shopper message.
+pub(super) struct Reading {
+    /// Ranked candidates of the reading judged most confidently.
+    pub candidates: Vec<Candidate>,
+    pub judged: Confidence,
+    /// The message cleaned (what requests and intents are read from).
+    pub text: String,
+}
+
+/// Reads a shopper message as the engine should match it: cleaned (cards,
+/// placeholders, greetings, repeats gone); on a product page a message that
+/// names no product is about that product (its short name joins the query),
+/// one that names another product is about that one; a long message is also
+/// read clause by clause (each question clause alone), and the reading the
+/// verifier trusts most wins. `k` candidates.
+pub(super) fn read_message(
+    engine: &Engine,
+    text: &str,
+    context: &Context,
+    page: Option<&str>,
+    k: usize,
+) -> Result<Reading, ServiceError> {
+    let retriever = &engine.retriever;
+    let kb = retriever.kb();
+    let cfg = &engine.config.decision;
+    let cleaned = clean(text);
+    let named = retriever.products_named(&cleaned.text);
+    let product = match named.as_slice() {
+        [] => page.and_then(|id| kb.products.iter().position(|p| p.id == id)),
+        [one] => Some(*one),
+        _ => None,
+    };
+    let filter = Filter { product_id: product.map(|p| kb.products[p].id.as_str()), now: Some(now()) };
+    let products = ProductContext { page: filter.product_id, named: named.clone() };
+    // "这个一次用几滴" on the 神仙水 page reads as "神仙水 这个一次用几滴"
+    // (Chinese only: the names are, and a mixed query misleads the verifier).
+    let group = ScriptGroup::of_locale(detect_locale(text));
+    let subject = product.filter(|_| named.is_empty() && group == ScriptGroup::Chinese).map(|p| {
+        let p = &kb.products[p];
+        p.aliases.first().unwrap_or(&p.name).clone()
+    });
+    let verifier = engine.calibration.group(group);
+    let mut best: Option<Reading> = None;
+    for part in std::iter::once(&cleaned.text).chain(&cleaned.questions) {
+        let query = match &subject {
+            Some(name) => format!("{name} {part}"),
+            None => part.clone(),
+        };
+        let candidates = retrieve_in_context(engine, &query, is_follow_up(part), context, &filter, k)?;
+        let evidence = retriever.evidence(&query, &candidates, &products);
+        let judged = Confidence::judge(verifier, evidence.as_ref().map(|e| &e[..]), &candidates, cfg);
+        if best.as_ref().is_none_or(|b| judged.value > b.judged.value) {
+            best = Some(Reading { candidates, judged, text: cleaned.text.clone() });
+        }
+    }
+    Ok(best.expect("the whole message is always read"))
+}
+
 /// Candidates for `text`; a follow-up ("那运费呢?") is searched both alone
 /// and with the previous question, and each FAQ scored by the mean of
 /// the two, so what is relevant to the new words *and* the topic wins.
@@ -202,17 +261,18 @@ fn check_deadline(deadline: Instant) -> Result<(), ServiceError> {
 pub(super) fn retrieve_in_context(
     engine: &Engine,
     text: &str,
+    follow_up: bool,
     context: &Context,
     filter: &Filter,
     k: usize,
 ) -> Result<Vec<Candidate>, ServiceError> {
     let retriever = &engine.retriever;
-    let Some(previous) = context.question.filter(|_| is_follow_up(text)) else {
+    let Some(previous) = context.question.filter(|_| follow_up) else {
         return Ok(retriever.search(text, filter, k)?);
     };
     let answered = context.faq_id.and_then(|id| retriever.kb().faqs.iter().position(|f| f.id == id));
     let alone = retriever.search(text, filter, 2 * k)?;
-    let together = retriever.search(&contextual_query(text, Some(previous)), filter, 2 * k)?;
+    let together = retriever.search(&format!("{previous} {text}"), filter, 2 * k)?;
     let floor = |list: &[Candidate]| list.last().map_or(0.0, |c| c.score);
     let (floor_alone, floor_together) = (floor(&alone), floor(&together));
     let mut merged: Vec<Candidate> = Vec::new();

@@ -311,6 +311,7 @@ impl Store {
             edited_rate: rate(verdict(Verdict::Edited), reviewed),
             rejected_rate: rate(verdict(Verdict::Rejected), reviewed),
             faqs,
+            calibration: Vec::new(),
         })
     }
 

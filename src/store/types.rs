@@ -222,6 +222,10 @@ pub struct Stats {
     pub rejected_rate: f64,
     /// Most answered first.
     pub faqs: Vec<FaqStats>,
+    /// The live knowledge base's answer thresholds and expected coverage per
+    /// script group (absent where no engine is loaded and none is stored).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub calibration: Vec<crate::decision::GroupSummary>,
 }
 
 /// A proposed knowledge-base change waiting for an operator.

@@ -5,11 +5,13 @@
 //! handed in by the caller (they come from the knowledge base).
 
 mod analyzer;
+mod clean;
 mod locale;
 mod normalize;
 mod tantivy_adapter;
 
 pub use analyzer::Analyzer;
+pub use clean::{Cleaned, LONG_MESSAGE_CHARS, clean};
 pub use locale::detect_locale;
 pub use normalize::{fold, normalize};
 pub use tantivy_adapter::{TOKENIZER_NAME, TantivyAnalyzer};

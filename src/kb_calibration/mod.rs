@@ -1,0 +1,212 @@
+//! A knowledge base's own calibration, fitted when its engine is built,
+//! without labelled traffic (issue #12): every phrasing is asked as a
+//! question with itself held out (answerable: its FAQ should win), and with
+//! its whole FAQ held out (in-domain but unanswerable: whatever wins is
+//! wrong); product entries are asked half the time on their product's page;
+//! the entries' answers in other languages stand in for foreign questions;
+//! shipped off-topic messages are negatives. (Learning from the store's
+//! labelled turns — ratings, agent verdicts — is not built yet.)
+//!
+//! Depends on `retrieval`, `decision` (the verifier), `kb`, `index`
+//! (filter), `text`. The result is cached beside the vectors, keyed by
+//! everything it was fitted from.
+
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use crate::decision::{GroupVerifier, KbCalibration, Sample, ScriptGroup};
+use crate::index::Filter;
+use crate::retrieval::{Candidate, ProductContext, RetrievalError, Retriever};
+use crate::text::detect_locale;
+
+/// Bumped whenever the evidence or the sampling changes.
+const VERSION: u32 = 1;
+/// Candidates looked at per pseudo-query (the decision sees as many).
+const K: usize = 5;
+/// Phrasings asked per FAQ at most (bounds the work on huge entries).
+const MAX_PER_FAQ: usize = 12;
+/// Phrasings asked in all at most: a large knowledge base is sampled (every
+/// n-th FAQ), which keeps the fit to a few seconds at 100k phrasings.
+const MAX_QUERIES: usize = 1500;
+/// FAQs whose foreign answers are asked at most (each needs a model pass).
+const MAX_FOREIGN: usize = 300;
+/// A held-out FAQ's phrasing counts this much: one per phrasing would make
+/// half of all questions unanswerable, several times what stores see
+/// (most unanswerable traffic is off-topic, orders or small talk, which
+/// have their own routes).
+const UNANSWERABLE_WEIGHT: f32 = 0.5;
+/// Foreign answers are cut to their first sentence, at most this many characters.
+const FOREIGN_CHARS: usize = 160;
+
+const OFF_TOPIC: &str = include_str!("off_topic.txt");
+
+/// The calibration for `retriever`'s knowledge base: read from `file` when
+/// it was fitted from the same inputs, otherwise fitted and written there
+/// (a failed write is logged; the calibration is kept in memory).
+pub fn load_or_fit(
+    retriever: &Retriever,
+    model_sha: &str,
+    target: f64,
+    file: Option<&Path>,
+) -> Result<KbCalibration, RetrievalError> {
+    let key = key(retriever, model_sha, target);
+    if let Some(stored) =
+        file.and_then(|f| std::fs::read(f).ok()).and_then(|b| serde_json::from_slice::<KbCalibration>(&b).ok())
+        && stored.key == key
+    {
+        return Ok(stored);
+    }
+    let started = std::time::Instant::now();
+    let calibration = fit(retriever, key, target)?;
+    for group in ScriptGroup::ALL {
+        match calibration.group(group) {
+            Some(v) => tracing::info!(
+                ?group,
+                samples = v.samples,
+                answer_threshold = v.answer_threshold,
+                expected_precision = v.expected_precision,
+                expected_coverage = v.expected_coverage,
+                weights = ?v.model.weights,
+                "fitted the knowledge base's verifier"
+            ),
+            None => tracing::info!(?group, "too few samples: the configured calibration applies"),
+        }
+    }
+    tracing::info!(ms = started.elapsed().as_millis() as u64, "fitted the knowledge base's calibration");
+    if let Some(f) = file {
+        // A cache: a torn file fails to parse and is fitted again.
+        let tmp = f.with_extension(format!("partial-{}", std::process::id()));
+        let written = serde_json::to_vec_pretty(&calibration)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| std::fs::write(&tmp, bytes))
+            .and_then(|()| std::fs::rename(&tmp, f));
+        if let Err(e) = written {
+            tracing::warn!(file = %f.display(), error = %e, "cannot save the calibration: kept in memory only");
+        }
+    }
+    Ok(calibration)
+}
+
+fn key(retriever: &Retriever, model_sha: &str, target: f64) -> String {
+    let mut h = Sha256::new();
+    let config = retriever.config();
+    h.update(format!(
+        "v{VERSION}|{}|{model_sha}|{}|{}|{}|{target}|",
+        retriever.kb().content_hash,
+        config.mode.name(),
+        config.fusion.bm25_weight,
+        config.fusion.bm25_saturation
+    ));
+    h.update(OFF_TOPIC);
+    hex::encode(h.finalize())
+}
+
+/// Fits both script groups' verifiers (see the module comment).
+pub fn fit(retriever: &Retriever, key: String, target: f64) -> Result<KbCalibration, RetrievalError> {
+    let mut groups: [Vec<Sample>; 2] = [Vec::new(), Vec::new()];
+    let mut push = |group: ScriptGroup, s: Sample| groups[group as usize].push(s);
+    pseudo_queries(retriever, &mut push)?;
+    foreign_answers(retriever, &mut push)?;
+    for (i, line) in OFF_TOPIC.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')).enumerate() {
+        if let Some(s) = ask(retriever, line, &ProductContext::default(), None, &|_| false, None, i)? {
+            push(ScriptGroup::of_locale(detect_locale(line)), s);
+        }
+    }
+    let [chinese, other] = groups;
+    Ok(KbCalibration {
+        key,
+        target_precision: target as f32,
+        chinese: GroupVerifier::fit(&chinese, target),
+        other: GroupVerifier::fit(&other, target),
+    })
+}
+
+/// Each phrasing held out alone (answerable) and with its whole FAQ
+/// (unanswerable), searched with its stored vector.
+fn pseudo_queries(retriever: &Retriever, push: &mut dyn FnMut(ScriptGroup, Sample)) -> Result<(), RetrievalError> {
+    let kb = retriever.kb();
+    let per_faq = (MAX_QUERIES / kb.faqs.len().max(1)).clamp(1, MAX_PER_FAQ);
+    let stride = (kb.faqs.len() * per_faq).div_ceil(MAX_QUERIES).max(1);
+    for (faq, entry) in kb.faqs.iter().enumerate().step_by(stride) {
+        let own = retriever.faq_phrasings(faq);
+        for (n, ord) in own.clone().take(per_faq).enumerate() {
+            let text = entry.phrasings().nth(n).unwrap_or_default();
+            let vector = retriever.phrasing_vector(ord);
+            // A product entry's phrasing that does not name its product is
+            // what a shopper asks on the product's page; one that names it is
+            // asked on the page every other time.
+            let named = retriever.products_named(text);
+            let page = entry.products.first().filter(|_| named.is_empty() || n % 2 == 1).map(String::as_str);
+            let products = ProductContext { page, named };
+            let group = ScriptGroup::of_locale(detect_locale(text));
+            if own.len() > 1
+                && let Some(s) = ask(retriever, text, &products, vector.as_deref(), &|o| o == ord, Some(faq), faq)?
+            {
+                push(group, s);
+            }
+            if let Some(mut s) = ask(retriever, text, &products, vector.as_deref(), &|o| own.contains(&o), None, faq)? {
+                s.weight = UNANSWERABLE_WEIGHT;
+                push(group, s);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An entry's answers in other languages, asked as questions in that
+/// language: the only foreign-language text a store's files hold.
+fn foreign_answers(retriever: &Retriever, push: &mut dyn FnMut(ScriptGroup, Sample)) -> Result<(), RetrievalError> {
+    let faqs = &retriever.kb().faqs;
+    let stride = faqs.len().div_ceil(MAX_FOREIGN).max(1);
+    for (faq, entry) in faqs.iter().enumerate().step_by(stride) {
+        for (locale, answer) in entry.answers.iter().filter(|(l, _)| ScriptGroup::of_locale(l) == ScriptGroup::Other) {
+            let text = first_sentence(answer);
+            let products = ProductContext { page: None, named: retriever.products_named(&text) };
+            if let Some(s) = ask(retriever, &text, &products, None, &|_| false, Some(faq), faq)? {
+                push(ScriptGroup::of_locale(locale), s);
+            }
+            let own = retriever.faq_phrasings(faq);
+            if let Some(s) = ask(retriever, &text, &products, None, &|o| own.contains(&o), None, faq)? {
+                push(ScriptGroup::of_locale(locale), s);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn first_sentence(text: &str) -> String {
+    let end = text.find(['.', '?', '!', '。', '？', '！']).map_or(text.len(), |i| i + 1);
+    text[..end].chars().take(FOREIGN_CHARS).collect()
+}
+
+/// Searches `text` like a shopper message and labels the top candidate:
+/// right when it is `answer` (None: nothing is right).
+fn ask(
+    retriever: &Retriever,
+    text: &str,
+    products: &ProductContext,
+    vector: Option<&[f32]>,
+    skip: &dyn Fn(usize) -> bool,
+    answer: Option<usize>,
+    fold: usize,
+) -> Result<Option<Sample>, RetrievalError> {
+    let mode = retriever.config().mode;
+    let embedded = match vector {
+        Some(_) => None,
+        None => retriever.query_vector(text, mode)?,
+    };
+    let filter = Filter { product_id: products.page, now: None };
+    let candidates = retriever.candidates_with(text, vector.or(embedded.as_deref()), &filter, K, mode, skip)?;
+    let ranked: Vec<Candidate> = retriever.rank(candidates, K, mode);
+    let Some(evidence) = retriever.evidence(text, &ranked, products) else { return Ok(None) };
+    let is_answer = |c: &Candidate| Some(c.faq) == answer;
+    Ok(Some(Sample {
+        evidence: evidence.to_vec(),
+        correct: ranked.first().is_some_and(is_answer),
+        right_in_top3: ranked.iter().take(3).any(is_answer),
+        answerable: answer.is_some(),
+        fold,
+        weight: 1.0,
+    }))
+}

@@ -1,0 +1,65 @@
+//! Real shopper messages over real HTTP against the sample store (issue
+//! #12): a product-page question ("这个…") is answered from the product's
+//! entries, a message with a pasted order card and a greeting is answered
+//! from its question, the shopper's own order goes to a human as
+//! `order_lookup`, and words that only look like anger or a request for a
+//! human do not hand off. `stats` shows the knowledge base's own thresholds.
+
+mod common;
+
+use common::start;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_messages_are_read_for_their_question() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start(&tmp.path().join("db.sqlite3"), |_| {}).await;
+
+    // On the 神仙水 page, "这个" is 神仙水.
+    let v = server.ask(json!({"text": "亲 在吗 这个孕妇可以用吗", "product_id": "p-skii-essence"})).await;
+    assert_eq!((v["action"].as_str(), v["faq_id"].as_str()), (Some("answer"), Some("p-skii-essence-suits")), "{v}");
+    let v = server.ask(json!({"text": "这个开封后保质期多久", "product_id": "p-lancome-serum"})).await;
+    assert_eq!((v["action"].as_str(), v["faq_id"].as_str()), (Some("answer"), Some("p-lancome-serum-shelf")), "{v}");
+
+    // A pasted order card and a greeting do not hide the question, and the
+    // card's order number does not make it an order lookup.
+    let v =
+        server.ask(json!({"text": "订单编号：202611110001 商品名称：兰蔻小黑瓶 您好，请问退货的运费谁来出？"})).await;
+    assert_eq!((v["action"].as_str(), v["faq_id"].as_str()), (Some("answer"), Some("return-shipping-fee")), "{v}");
+    let v = server.ask(json!({"text": "咨询订单号:[订单x] 商品ID:[数字x] 你好 收到的商品破损了怎么办"})).await;
+    assert_eq!((v["action"].as_str(), v["faq_id"].as_str()), (Some("answer"), Some("after-damaged")), "{v}");
+
+    // The shopper's own order: a human looks it up, whatever FAQ ranks first.
+    for text in ["我的快递到哪了", "退款申请好几天了 钱呢", "帮我查下 SF1234567890", "where is my parcel?"]
+    {
+        let v = server.ask(json!({"text": text})).await;
+        assert_eq!(
+            (v["action"].as_str(), v["reason"].as_str()),
+            (Some("handoff"), Some("order_lookup")),
+            "{text}: {v}"
+        );
+    }
+
+    // Trigger-like words used innocently, and a question about agents.
+    for (text, product) in [
+        ("宝宝有病的时候能喝这个吗", Some("p-a2-formula-3")),
+        ("会不会曝光我的身份证信息", None),
+        ("my mom always complains about dry skin, is this ok for her", Some("p-kiehls-cream")),
+    ] {
+        let v = server.ask(json!({"text": text, "product_id": product})).await;
+        let reason = v["reason"].as_str().unwrap();
+        assert!(!["anger", "complaint", "human_requested"].contains(&reason), "{text}: {v}");
+    }
+    let v = server.ask(json!({"text": "人工客服什么时候在线？"})).await;
+    assert_eq!((v["action"].as_str(), v["faq_id"].as_str()), (Some("answer"), Some("service-hours")), "{v}");
+
+    // The knowledge base's own verifier and what it expects, per script.
+    let (status, stats) = server.get("/v1/stats").await;
+    assert!(status.is_success(), "{stats}");
+    let groups = stats["calibration"].as_array().expect("calibration in stats");
+    assert_eq!(groups.len(), 2, "{stats}");
+    let chinese = groups.iter().find(|g| g["group"] == "chinese").expect("chinese group");
+    assert_eq!(chinese["fitted"], true, "{chinese}");
+    assert!(chinese["expected_precision"].as_f64().unwrap() >= 0.95 - 1e-6, "{chinese}");
+    assert!(chinese["expected_coverage"].as_f64().unwrap() > 0.0, "{chinese}");
+}
