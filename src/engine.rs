@@ -86,16 +86,18 @@ impl Engine {
             IndexStorage::InMemory => FaqIndex::in_memory(&kb, analyzer.clone())?,
         };
         let model_sha = embedder.as_ref().map_or_else(String::new, |e| e.manifest().weights_sha256.clone());
+        // Short synthetic hashes (benches) are used whole.
+        let stamp = kb.content_hash.get(..16).unwrap_or(&kb.content_hash).to_string();
         let calibration_file = match storage {
             IndexStorage::OnDisk => config.data_dir.join("calibration.json"),
-            IndexStorage::InMemory => config.data_dir.join(format!("calibration-{}.json", &kb.content_hash[..16])),
+            IndexStorage::InMemory => config.data_dir.join(format!("calibration-{stamp}.json")),
         };
         let dense = match embedder {
             None => None,
             Some(embedder) => {
                 let file = match storage {
                     IndexStorage::OnDisk => config.data_dir.join("vectors.bin"),
-                    IndexStorage::InMemory => config.data_dir.join(format!("vectors-{}.bin", &kb.content_hash[..16])),
+                    IndexStorage::InMemory => config.data_dir.join(format!("vectors-{stamp}.bin")),
                 };
                 let table = phrasing_table(&kb);
                 let role = config.retrieval.phrasing_role;
