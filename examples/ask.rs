@@ -25,7 +25,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let candidates = engine.retriever.search(text, &Filter { product_id: None, now: Some(now) }, 5)?;
         // The knowledge base's own verifier weighs the evidence for the best candidate.
         let evidence = engine.retriever.evidence(text, &candidates, &ProductContext::default());
-        let verifier = engine.calibration.group(ScriptGroup::of_locale(detect_locale(text)));
+        let calibration = engine.calibration();
+        let verifier = calibration.group(ScriptGroup::of_locale(detect_locale(text)));
         let cfg = &engine.config.decision;
         let judged = Confidence::judge(verifier, evidence.as_ref().map(|e| &e[..]), &candidates, cfg);
         let d = decide(text, text, &candidates, judged, 0, &kb.lexicon, cfg);

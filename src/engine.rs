@@ -2,14 +2,17 @@
 //! phrasing vectors) → retriever. The one place that knows how the layers are
 //! assembled; used by the CLI, the benches and the tests.
 
+use std::path::PathBuf;
 use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use crate::config::Config;
 use crate::decision::KbCalibration;
 use crate::embed::{EmbedError, Embedder};
 use crate::index::{FaqIndex, IndexError, phrasing_table};
 use crate::kb::{KbError, KbOptions, KnowledgeBase, load_path};
-use crate::kb_calibration::load_or_fit;
+use crate::kb_calibration;
 use crate::retrieval::{Dense, Mode, RetrievalError, Retriever};
 use crate::text::Analyzer;
 use crate::vectors::PhrasingVectors;
@@ -43,8 +46,12 @@ pub struct Engine {
     pub config: Config,
     pub retriever: Retriever,
     /// The knowledge base's own verifier (empty when
-    /// `decision.kb_calibration` is off: the configured calibration applies).
-    pub calibration: KbCalibration,
+    /// `decision.kb_calibration` is off: the configured calibration applies);
+    /// until [`Engine::calibrate`] ran, possibly a previous knowledge base's.
+    calibration: ArcSwap<KbCalibration>,
+    /// What a calibration of this engine must have been fitted from.
+    calibration_key: String,
+    calibration_file: PathBuf,
 }
 
 impl Engine {
@@ -80,6 +87,23 @@ impl Engine {
         embedder: Option<Arc<Embedder>>,
         progress: Progress,
     ) -> Result<Engine, EngineError> {
+        let engine = Self::provisional(config, kb, storage, embedder, progress, Arc::default())?;
+        engine.calibrate()?;
+        Ok(engine)
+    }
+
+    /// As [`Engine::with_kb_and_model`], but answering with `provisional` as
+    /// its calibration (unless one fitted for this very knowledge base is
+    /// cached) until [`Engine::calibrate`] runs: a knowledge edit need not
+    /// wait for the fit, and one edit hardly moves the thresholds.
+    pub fn provisional(
+        config: Config,
+        kb: KnowledgeBase,
+        storage: IndexStorage,
+        embedder: Option<Arc<Embedder>>,
+        progress: Progress,
+        provisional: Arc<KbCalibration>,
+    ) -> Result<Engine, EngineError> {
         let analyzer = Arc::new(Analyzer::new(&kb.dict_words, &kb.synonyms));
         let index = match storage {
             IndexStorage::OnDisk => FaqIndex::open_or_build(&config.index_dir(), &kb, analyzer.clone())?,
@@ -106,13 +130,37 @@ impl Engine {
             }
         };
         let retriever = Retriever::new(Arc::new(kb), analyzer, index, dense, config.retrieval.clone())?;
-        let calibration = if config.decision.kb_calibration {
-            let target = f64::from(config.decision.target_precision);
-            load_or_fit(&retriever, &model_sha, target, Some(&calibration_file))?
-        } else {
-            KbCalibration::default()
+        let target = f64::from(config.decision.target_precision);
+        let calibration_key = kb_calibration::key(&retriever, &model_sha, target);
+        let calibration = match config.decision.kb_calibration {
+            true => kb_calibration::cached(&calibration_file, &calibration_key).map_or(provisional, Arc::new),
+            false => Arc::default(),
         };
-        Ok(Engine { config, retriever, calibration })
+        Ok(Engine { config, retriever, calibration: ArcSwap::new(calibration), calibration_key, calibration_file })
+    }
+
+    /// The verifier decisions use now.
+    pub fn calibration(&self) -> Arc<KbCalibration> {
+        self.calibration.load_full()
+    }
+
+    /// Whether the calibration in use was fitted for this knowledge base
+    /// (always, with `decision.kb_calibration` off).
+    pub fn calibrated(&self) -> bool {
+        !self.config.decision.kb_calibration || self.calibration.load().key == self.calibration_key
+    }
+
+    /// Fits this knowledge base's calibration (unless it has it), caches it
+    /// and uses it from then on.
+    pub fn calibrate(&self) -> Result<(), EngineError> {
+        if self.calibrated() {
+            return Ok(());
+        }
+        let target = f64::from(self.config.decision.target_precision);
+        let key = self.calibration_key.clone();
+        let fitted = kb_calibration::fit_and_save(&self.retriever, key, target, &self.calibration_file)?;
+        self.calibration.store(Arc::new(fitted));
+        Ok(())
     }
 
     /// Whether this engine can answer (for readiness probes): the index holds

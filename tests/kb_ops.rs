@@ -49,6 +49,13 @@ async fn api_edits_are_live_at_once_and_survive_restart() {
     assert_eq!(summary["faqs"], 211);
     let after = server.ask(json!({"text": question})).await;
     assert_eq!(after["faq_id"], "invoice-title", "{after}");
+    // The edit answered before its knowledge base's verifier was fitted; the
+    // fit follows in the background and is swapped in.
+    let started = std::time::Instant::now();
+    while !server.services.knowledge.engine().calibrated() {
+        assert!(started.elapsed().as_secs() < 60, "the edited knowledge base never got its own verifier");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 
     // A similar question added by an operator matches too.
     let (status, _) = server.post("/v1/kb/faqs/invoice-title/similar", json!({"text": "公司报销要写单位抬头"})).await;

@@ -20,6 +20,9 @@ async fn real_messages_are_read_for_their_question() {
     assert_eq!((v["action"].as_str(), v["faq_id"].as_str()), (Some("answer"), Some("p-skii-essence-suits")), "{v}");
     let v = server.ask(json!({"text": "这个开封后保质期多久", "product_id": "p-lancome-serum"})).await;
     assert_eq!((v["action"].as_str(), v["faq_id"].as_str()), (Some("answer"), Some("p-lancome-serum-shelf")), "{v}");
+    // A store-wide question asked on a product page is still the store's.
+    let v = server.ask(json!({"text": "发什么快递？", "product_id": "p-skii-essence"})).await;
+    assert_eq!((v["action"].as_str(), v["faq_id"].as_str()), (Some("answer"), Some("ship-courier")), "{v}");
 
     // A pasted order card and a greeting do not hide the question, and the
     // card's order number does not make it an order lookup.

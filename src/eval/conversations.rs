@@ -169,7 +169,7 @@ impl ConversationEval {
         let engine = self.services.knowledge.engine();
         let faqs = engine.retriever.kb().faqs.len();
         let mut report = report(items, outcomes, faqs, turns, self.services.config.decision.answer_threshold);
-        report.calibration = engine.calibration.summary(&self.services.config.decision);
+        report.calibration = engine.calibration().summary(&self.services.config.decision);
         Ok(report)
     }
 

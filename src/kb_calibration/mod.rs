@@ -41,22 +41,20 @@ const FOREIGN_CHARS: usize = 160;
 
 const OFF_TOPIC: &str = include_str!("off_topic.txt");
 
-/// The calibration for `retriever`'s knowledge base: read from `file` when
-/// it was fitted from the same inputs, otherwise fitted and written there
-/// (a failed write is logged; the calibration is kept in memory).
-pub fn load_or_fit(
+/// The calibration cached in `file`, when it was fitted from the inputs `key` names.
+pub fn cached(file: &Path, key: &str) -> Option<KbCalibration> {
+    let stored: KbCalibration = serde_json::from_slice(&std::fs::read(file).ok()?).ok()?;
+    (stored.key == key).then_some(stored)
+}
+
+/// Fits the calibration for `retriever`'s knowledge base and writes it to
+/// `file` (a failed write is logged; the calibration is kept in memory).
+pub fn fit_and_save(
     retriever: &Retriever,
-    model_sha: &str,
+    key: String,
     target: f64,
-    file: Option<&Path>,
+    file: &Path,
 ) -> Result<KbCalibration, RetrievalError> {
-    let key = key(retriever, model_sha, target);
-    if let Some(stored) =
-        file.and_then(|f| std::fs::read(f).ok()).and_then(|b| serde_json::from_slice::<KbCalibration>(&b).ok())
-        && stored.key == key
-    {
-        return Ok(stored);
-    }
     let started = std::time::Instant::now();
     let calibration = fit(retriever, key, target)?;
     for group in ScriptGroup::ALL {
@@ -74,21 +72,21 @@ pub fn load_or_fit(
         }
     }
     tracing::info!(ms = started.elapsed().as_millis() as u64, "fitted the knowledge base's calibration");
-    if let Some(f) = file {
-        // A cache: a torn file fails to parse and is fitted again.
-        let tmp = f.with_extension(format!("partial-{}", std::process::id()));
-        let written = serde_json::to_vec_pretty(&calibration)
-            .map_err(std::io::Error::other)
-            .and_then(|bytes| std::fs::write(&tmp, bytes))
-            .and_then(|()| std::fs::rename(&tmp, f));
-        if let Err(e) = written {
-            tracing::warn!(file = %f.display(), error = %e, "cannot save the calibration: kept in memory only");
-        }
+    // A cache: a torn file fails to parse and is fitted again.
+    let tmp = file.with_extension(format!("partial-{}", std::process::id()));
+    let written = serde_json::to_vec_pretty(&calibration)
+        .map_err(std::io::Error::other)
+        .and_then(|bytes| std::fs::write(&tmp, bytes))
+        .and_then(|()| std::fs::rename(&tmp, file));
+    if let Err(e) = written {
+        tracing::warn!(file = %file.display(), error = %e, "cannot save the calibration: kept in memory only");
     }
     Ok(calibration)
 }
 
-fn key(retriever: &Retriever, model_sha: &str, target: f64) -> String {
+/// Names everything a calibration is fitted from: the knowledge base, the
+/// model, the retrieval settings, the target and the shipped negatives.
+pub fn key(retriever: &Retriever, model_sha: &str, target: f64) -> String {
     let mut h = Sha256::new();
     let config = retriever.config();
     h.update(format!(

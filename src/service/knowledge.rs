@@ -5,7 +5,12 @@
 //! build a whole new engine beside the live one, then store the edit and
 //! swap the engine in. So concurrent edits of one FAQ are applied one after
 //! another (none is lost), and a failed build stores nothing.
+//!
+//! A changed knowledge base answers at once with the previous verifier; one
+//! background thread then fits its own (about a second for the sample
+//! store) and swaps it in, skipping engines a later change replaced.
 
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -47,6 +52,8 @@ pub struct Knowledge {
     engine: ArcSwap<Engine>,
     /// One change at a time, each derived from the state the last one left.
     changing: Mutex<()>,
+    /// Engines still answering with a previous knowledge base's verifier.
+    to_calibrate: Sender<Arc<Engine>>,
 }
 
 impl Knowledge {
@@ -59,8 +66,18 @@ impl Knowledge {
         progress: Progress,
     ) -> Result<Knowledge, ServiceError> {
         let (kb, _) = Self::current_kb(&config, &store)?;
-        let engine = Self::build(&config, &model, kb, progress)?;
-        Ok(Knowledge { config, store, model, engine: ArcSwap::from_pointee(engine), changing: Mutex::new(()) })
+        let engine = Engine::with_kb_and_model(config.clone(), kb, IndexStorage::OnDisk, model.clone(), progress)
+            .map_err(ServiceError::Rebuild)?;
+        let (to_calibrate, pending) = channel();
+        std::thread::spawn(move || calibrate_latest(pending));
+        Ok(Knowledge {
+            config,
+            store,
+            model,
+            engine: ArcSwap::from_pointee(engine),
+            changing: Mutex::new(()),
+            to_calibrate,
+        })
     }
 
     /// A snapshot of the live engine.
@@ -151,12 +168,26 @@ impl Knowledge {
     /// Builds the engine for `kb`; only when that worked stores `edits` and
     /// swaps the engine in. The caller holds `changing`.
     fn commit(&self, kb: KnowledgeBase, skipped: Vec<String>, edits: &[FaqEdit]) -> Result<KbSummary, ServiceError> {
-        let engine = Self::build(&self.config, &self.model, kb, &|_, _| {})?;
+        let previous = self.engine().calibration();
+        let engine = Engine::provisional(
+            self.config.clone(),
+            kb,
+            IndexStorage::OnDisk,
+            self.model.clone(),
+            &|_, _| {},
+            previous,
+        )
+        .map_err(ServiceError::Rebuild)?;
         if !edits.is_empty() {
             self.store.save_edits(edits)?;
         }
         let summary = summary(engine.retriever.kb(), skipped);
-        self.engine.store(Arc::new(engine));
+        let engine = Arc::new(engine);
+        self.engine.store(engine.clone());
+        if !engine.calibrated() {
+            // The thread ends only with `Knowledge`, which holds the sender.
+            let _ = self.to_calibrate.send(engine);
+        }
         Ok(summary)
     }
 
@@ -167,15 +198,18 @@ impl Knowledge {
         let skipped = apply_edits(&mut kb, &store.edits()?);
         Ok((kb, skipped))
     }
+}
 
-    fn build(
-        config: &Config,
-        model: &Option<Arc<Embedder>>,
-        kb: KnowledgeBase,
-        progress: Progress,
-    ) -> Result<Engine, ServiceError> {
-        Engine::with_kb_and_model(config.clone(), kb, IndexStorage::OnDisk, model.clone(), progress)
-            .map_err(ServiceError::Rebuild)
+/// Fits the verifier of each engine sent, or only of the latest when
+/// several wait; a failed fit leaves the previous verifier in use.
+fn calibrate_latest(pending: Receiver<Arc<Engine>>) {
+    while let Ok(mut engine) = pending.recv() {
+        while let Ok(newer) = pending.try_recv() {
+            engine = newer;
+        }
+        if let Err(e) = engine.calibrate() {
+            tracing::warn!(error = %e, "cannot fit the changed knowledge base's verifier: the previous one stays");
+        }
     }
 }
 

@@ -61,7 +61,7 @@ impl Services {
     /// Service figures for `[from, to)` (unix seconds).
     pub fn stats(&self, from: i64, to: i64) -> Result<Stats, ServiceError> {
         let mut stats = self.store.stats(from, to)?;
-        stats.calibration = self.knowledge.engine().calibration.summary(&self.config.decision);
+        stats.calibration = self.knowledge.engine().calibration().summary(&self.config.decision);
         Ok(stats)
     }
 

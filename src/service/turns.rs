@@ -207,8 +207,9 @@ pub(super) struct Reading {
 
 /// Reads a shopper message as the engine should match it: cleaned (cards,
 /// placeholders, greetings, repeats gone); on a product page a message that
-/// names no product is about that product (its short name joins the query),
-/// one that names another product is about that one; a long message is also
+/// names no product may be about that product (it is read a second time
+/// with the product's short name joined: "发什么快递" is not, "这个一次用几滴"
+/// is), one that names another product is about that one; a long message is also
 /// read clause by clause (each question clause alone), and the reading the
 /// verifier trusts most wins. `k` candidates.
 pub(super) fn read_message(
@@ -237,13 +238,15 @@ pub(super) fn read_message(
         let p = &kb.products[p];
         p.aliases.first().unwrap_or(&p.name).clone()
     });
-    let verifier = engine.calibration.group(group);
+    let calibration = engine.calibration();
+    let verifier = calibration.group(group);
     let mut best: Option<Reading> = None;
-    for part in std::iter::once(&cleaned.text).chain(&cleaned.questions) {
-        let query = match &subject {
-            Some(name) => format!("{name} {part}"),
-            None => part.clone(),
-        };
+    let parts = std::iter::once(&cleaned.text).chain(&cleaned.questions);
+    let readings = parts.flat_map(|part| {
+        let with_subject = subject.iter().map(move |name| (part, format!("{name} {part}")));
+        with_subject.chain([(part, part.clone())])
+    });
+    for (part, query) in readings {
         let candidates = retrieve_in_context(engine, &query, is_follow_up(part), context, &filter, k)?;
         let evidence = retriever.evidence(&query, &candidates, &products);
         let judged = Confidence::judge(verifier, evidence.as_ref().map(|e| &e[..]), &candidates, cfg);
