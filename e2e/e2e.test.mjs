@@ -16,25 +16,33 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 // Screenshots land in target/ (README's copies live in docs/screenshots/).
 const shots = process.env.SCREENSHOT_DIR || join(root, "target", "screenshots");
 const KEY = "e2e-agent-key";
-let server, url, browser, dataDir, storeSite, storeUrl;
+let url, browser, storeSite, storeUrl;
+const servers = [];
 
-before(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), "xiaoer-e2e-"));
-  server = spawn(join(root, "target/release/xiaoer"), ["serve", "--addr", "127.0.0.1:0"], {
+// Starts the real binary on a fresh data directory; resolves to its URL.
+async function startServer(env = {}) {
+  const dir = mkdtempSync(join(tmpdir(), "xiaoer-e2e-"));
+  const proc = spawn(join(root, "target/release/xiaoer"), ["serve", "--addr", "127.0.0.1:0"], {
     cwd: root,
-    env: { ...process.env, XIAOER_DATA_DIR: dataDir, XIAOER_SERVER__API_KEY: KEY },
+    env: { ...process.env, XIAOER_DATA_DIR: dir, XIAOER_SERVER__API_KEY: KEY, ...env },
     stdio: ["ignore", "pipe", "inherit"],
   });
-  url = await new Promise((resolve, reject) => {
+  servers.push({ proc, dir });
+  const at = await new Promise((resolve, reject) => {
     let out = "";
     const timer = setTimeout(() => reject(new Error("server did not start: " + out)), 180_000);
-    server.stdout.on("data", (chunk) => {
+    proc.stdout.on("data", (chunk) => {
       out += chunk;
       const m = out.match(/serving on (http:\/\/[\d.:]+)/);
       if (m) { clearTimeout(timer); resolve(m[1]); }
     });
-    server.on("exit", (code) => reject(new Error(`server exited with ${code}: ${out}`)));
+    proc.on("exit", (code) => reject(new Error(`server exited with ${code}: ${out}`)));
   });
+  return { proc, dir, url: at };
+}
+
+before(async () => {
+  ({ url } = await startServer());
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -56,8 +64,10 @@ before(async () => {
 after(async () => {
   storeSite?.close();
   await browser?.close();
-  server?.kill();
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  for (const { proc, dir } of servers) {
+    proc.kill();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("shopper gets an answer, asks for a human, agent accepts a draft, shopper sees it live", { timeout: 240_000 }, async () => {
@@ -131,7 +141,7 @@ test("the widget works on a store page of another origin; closing ends the conve
   await shopper.getByRole("button", { name: "转人工" }).click();
   const banner = shopper.getByTestId("xiaoer-handoff");
   await banner.waitFor({ state: "visible", timeout: 30_000 });
-  const conversationId = await shopper.evaluate(() => sessionStorage.getItem("xiaoer.conversation"));
+  const conversationId = await shopper.evaluate(() => localStorage.getItem("xiaoer.conversation"));
   assert.ok(conversationId);
 
   // The agent closes the conversation: the shopper sees it ended, the banner goes.
@@ -147,8 +157,86 @@ test("the widget works on a store page of another origin; closing ends the conve
   await input.fill("发什么快递？");
   await input.press("Enter");
   await log.locator('[data-role="bot"]').last().waitFor();
-  await shopper.waitForFunction((old) => sessionStorage.getItem("xiaoer.conversation") !== old, conversationId);
+  await shopper.waitForFunction((old) => localStorage.getItem("xiaoer.conversation") !== old, conversationId);
   const last = await log.locator('[data-role="bot"]').last().innerText();
   assert.doesNotMatch(last, /网络开小差了|conversation/);
   assert.equal(await banner.isVisible(), false);
+});
+
+test("outside service hours the shopper leaves a message, reloads, and later reads the agent's reply", { timeout: 300_000 }, async () => {
+  // Service hours that exclude the present (China time).
+  const h = (new Date().getUTCHours() + 8) % 24;
+  const pad = (n) => String(n % 24).padStart(2, "0");
+  const night = await startServer({ XIAOER_SERVICE__HOURS: `${pad(h + 3)}:00-${pad(h + 6)}:00` });
+  // One browser profile: what the shopper's browser keeps between visits.
+  const profile = await browser.newContext({ viewport: { width: 390, height: 844 }, locale: "zh-CN" });
+  let shopper = await profile.newPage();
+  await shopper.goto(night.url + "/");
+  await shopper.getByTestId("xiaoer-open").click();
+  let input = shopper.getByTestId("xiaoer-input");
+  let log = shopper.getByTestId("xiaoer-log");
+  await input.fill("你好");
+  await input.press("Enter");
+  await log.locator('[data-role="bot"]').nth(1).waitFor({ timeout: 30_000 });
+  await input.fill("七天无理由退货怎么申请？");
+  await input.press("Enter");
+  await log.locator('[data-role="bot"]', { hasText: "保税仓发货的商品支持七天无理由退货" }).waitFor({ timeout: 30_000 });
+
+  // A human is asked for at night: the widget says when agents are back and offers a message.
+  await shopper.getByRole("button", { name: "转人工" }).click();
+  await log.locator('[data-role="bot"]', { hasText: "非服务时间" }).waitFor({ timeout: 30_000 });
+  const banner = shopper.getByTestId("xiaoer-handoff");
+  assert.match(await banner.innerText(), /可留言/);
+  const form = shopper.getByTestId("xiaoer-leave");
+  await form.waitFor();
+  await shopper.getByTestId("xiaoer-contact").fill("12345");
+  await shopper.getByTestId("xiaoer-leave-text").fill("收到的瓶子碎了，请联系我补发");
+  await shopper.getByTestId("xiaoer-leave-send").click();
+  await form.locator(".xe-err", { hasText: "phone" }).waitFor({ timeout: 10_000 });
+  await shopper.getByTestId("xiaoer-contact").fill("138 0013 8000");
+  await shopper.getByTestId("xiaoer-leave-send").click();
+  await log.locator('[data-role="bot"]', { hasText: "留言已收到" }).waitFor({ timeout: 10_000 });
+  await form.waitFor({ state: "detached" });
+  await shopper.screenshot({ path: join(shots, "widget-left-message.png") });
+
+  // A reload keeps the conversation.
+  await shopper.reload();
+  await shopper.getByTestId("xiaoer-open").click();
+  log = shopper.getByTestId("xiaoer-log");
+  await log.locator('[data-role="shopper"]', { hasText: "收到的瓶子碎了" }).waitFor({ timeout: 10_000 });
+  await log.locator('[data-role="bot"]', { hasText: "保税仓发货的商品支持七天无理由退货" }).waitFor();
+  assert.match(await shopper.getByTestId("xiaoer-handoff").innerText(), /已留言/);
+  await shopper.close();
+
+  // An agent logs in later: the message is first in the queue, with the contact.
+  const early = await fetch(`${night.url}/v1/answer`, {
+    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ text: "转人工" }),
+  });
+  assert.equal(early.status, 200);
+  const agent = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  await agent.goto(night.url + "/agent");
+  await agent.getByTestId("api-key").fill(KEY);
+  await agent.getByTestId("login").click();
+  const first = agent.getByTestId("ticket").first();
+  await first.waitFor({ timeout: 30_000 });
+  await agent.getByTestId("ticket").nth(1).waitFor({ timeout: 30_000 });
+  const firstText = await first.innerText();
+  assert.match(firstText, /留言/);
+  assert.match(firstText, /13800138000/);
+  assert.match(firstText, /收到的瓶子碎了/);
+  assert.match(firstText, /七天无理由/);
+  await first.click();
+  await agent.getByTestId("transcript").locator(".shopper", { hasText: "收到的瓶子碎了" }).waitFor({ timeout: 30_000 });
+  await agent.screenshot({ path: join(shots, "agent-left-message.png") });
+  await agent.locator("#reply-text").fill("您好，已为您登记补发，请留意短信");
+  await agent.locator("#reply button.primary").click();
+  await agent.getByTestId("transcript").locator(".agent", { hasText: "已为您登记补发" }).waitFor({ timeout: 30_000 });
+
+  // The shopper comes back: the agent's reply is there.
+  shopper = await profile.newPage();
+  await shopper.goto(night.url + "/");
+  await shopper.getByTestId("xiaoer-open").click();
+  await shopper.getByTestId("xiaoer-log").locator('[data-role="agent"]', { hasText: "已为您登记补发" }).waitFor({ timeout: 30_000 });
+  await shopper.screenshot({ path: join(shots, "widget-agent-reply-later.png") });
+  await profile.close();
 });

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::decision::DecisionConfig;
 use crate::retrieval::RetrievalConfig;
+use crate::service::ServiceConfig;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -25,6 +26,7 @@ pub struct Config {
     pub embed: EmbedConfig,
     pub decision: DecisionConfig,
     pub server: ServerConfig,
+    pub service: ServiceConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -109,6 +111,7 @@ impl Default for Config {
             embed: EmbedConfig::default(),
             decision: DecisionConfig::default(),
             server: ServerConfig::default(),
+            service: ServiceConfig::default(),
         }
     }
 }

@@ -35,7 +35,10 @@ pub use metrics::Metrics;
 
 use crate::decision::{Action, Reason};
 use crate::kb::{FaqInput, ImportReport};
-use crate::service::{AnswerRequest, AnswerResponse, Choice, ImportOutcome, KbSummary, ServiceError, Services};
+use crate::service::{
+    AnswerRequest, AnswerResponse, Choice, Contact, ContactKind, ImportOutcome, KbSummary, LeaveMessage, LeftMessage,
+    Offline, OfflineReason, ServiceError, Services, ShopperTranscript,
+};
 use crate::store::{
     Conversation, ConversationStatus, FaqStats, FeedbackRecord, Handoff, Message, Proposal, ProposalKind,
     ProposalStatus, Role, Stats, StoredDecision, Suggestion, Transcript, Verdict,
@@ -101,7 +104,8 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<
         AnswerRequest, AnswerResponse, Choice, Action, Reason, ErrorBody, Handoff, Transcript, Conversation,
         ConversationStatus, Message, Role, StoredDecision, Suggestion, FeedbackRequest, FeedbackRecord, Verdict,
         AgentMessageRequest, FaqInput, KbSummary, ImportOutcome, ImportReport, SimilarRequest, RatingRequest, Stats,
-        FaqStats, Proposal, ProposalKind, ProposalStatus, ApproveRequest
+        FaqStats, Proposal, ProposalKind, ProposalStatus, ApproveRequest, Offline, OfflineReason, Contact, ContactKind,
+        LeaveMessage, LeftMessage, ShopperTranscript, PresenceRequest
     )),
     modifiers(&ApiKeyScheme)
 )]
@@ -139,6 +143,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/kb/proposals/{id}/approve", post(approve))
         .route("/v1/kb/proposals/{id}/dismiss", post(dismiss))
         .route("/v1/kb/import", post(kb_import))
+        .route("/v1/agent/presence", post(presence))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard::require_api_key));
     let agent_stream = Router::new()
         .route("/v1/agent/events", get(pages::agent_events))
@@ -147,6 +152,8 @@ pub fn router(state: AppState) -> Router {
     let widget = Router::new()
         .route("/v1/answer", post(answer))
         .route("/v1/decisions/{id}/rating", post(rate))
+        .route("/v1/conversations/{id}/transcript", get(shopper_transcript))
+        .route("/v1/conversations/{id}/leave-message", post(leave_message))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard::rate_limit))
         .route("/v1/conversations/{id}/events", get(pages::conversation_events))
         .route("/widget.js", get(pages::widget))
@@ -494,6 +501,55 @@ async fn rate(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     service(&state, move |s| s.turns.rate(id, &req.conversation_id, req.helpful)).await?;
     Ok(Json(serde_json::json!({"status": "stored"})))
+}
+
+/// The conversation as its shopper reads it again: the widget restores it
+/// after a reload (the conversation id is the shopper's credential).
+#[utoipa::path(get, path = "/v1/conversations/{id}/transcript", params(("id" = String, Path)), responses(
+    (status = 200, body = ShopperTranscript), (status = 404, body = ErrorBody)))]
+async fn shopper_transcript(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ShopperTranscript>, ApiError> {
+    Ok(Json(service(&state, move |s| s.turns.transcript(&id)).await?))
+}
+
+/// A shopper waiting for an agent leaves a message and how to reach them
+/// (offered when no agent can answer); the ticket goes to the head of the queue.
+#[utoipa::path(post, path = "/v1/conversations/{id}/leave-message", params(("id" = String, Path)),
+    request_body = LeaveMessage, responses(
+    (status = 200, body = LeftMessage), (status = 400, description = "Empty text or invalid contact", body = ErrorBody),
+    (status = 404, body = ErrorBody), (status = 409, description = "Not waiting for an agent", body = ErrorBody)))]
+async fn leave_message(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<LeaveMessage>,
+) -> Result<Json<LeftMessage>, ApiError> {
+    let conversation_id = id.clone();
+    let left = service(&state, move |s| s.turns.leave_message(&id, &req)).await?;
+    state.events.send(Event { message: Some(left.message.clone()), ..Event::new(conversation_id, EventKind::Shopper) });
+    Ok(Json(left))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PresenceRequest {
+    /// The console's own id, as given to `/v1/agent/events?console=`.
+    pub console: String,
+    /// Away: connected but not taking shoppers.
+    pub away: bool,
+}
+
+/// An agent's console sets itself away or back (a connected console not away is a present agent).
+#[utoipa::path(post, path = "/v1/agent/presence", security(("api_key" = [])), request_body = PresenceRequest, responses(
+    (status = 200, description = "Agents present now"), (status = 404, description = "No such console connected", body = ErrorBody)))]
+async fn presence(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<PresenceRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let presence = &state.services.presence;
+    presence.set_away(&req.console, req.away)?;
+    Ok(Json(serde_json::json!({"present": presence.present()})))
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,7 +6,7 @@
 use std::convert::Infallible;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse};
@@ -45,7 +45,23 @@ pub async fn conversation_events(
     Ok(Sse::new(stream(&state, Some(id))).keep_alive(KeepAlive::default()))
 }
 
-/// The agents' live stream: every conversation event.
-pub async fn agent_events(State(state): State<AppState>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
-    Sse::new(stream(&state, None)).keep_alive(KeepAlive::default())
+#[derive(Debug, serde::Deserialize)]
+pub struct ConsoleQuery {
+    /// The console's own id, to set itself away (`POST /v1/agent/presence`).
+    console: Option<String>,
+}
+
+/// The agents' live stream: every conversation event. While it is open its
+/// console counts as a present agent.
+pub async fn agent_events(
+    State(state): State<AppState>,
+    Query(q): Query<ConsoleQuery>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let connected = state.services.presence.connect(q.console);
+    // The guard lives as long as the stream: a closed tab is no longer present.
+    let events = stream(&state, None).map(move |e| {
+        let _present = &connected;
+        e
+    });
+    Sse::new(events).keep_alive(KeepAlive::default())
 }

@@ -29,8 +29,15 @@ impl Desk {
         Desk { config, knowledge, learning, store }
     }
 
+    /// The queue, with the question of the FAQ the bot last answered each shopper with.
     pub fn handoffs(&self) -> Result<Vec<Handoff>, ServiceError> {
-        Ok(self.store.handoffs()?)
+        let mut queue = self.store.handoffs()?;
+        let engine = self.knowledge.engine();
+        for h in &mut queue {
+            let faq = h.answered_faq_id.as_deref().and_then(|id| engine.retriever.kb().faq(id));
+            h.answered_question = faq.map(|f| f.question.clone());
+        }
+        Ok(queue)
     }
 
     pub fn transcript(&self, id: &str) -> Result<Transcript, ServiceError> {

@@ -6,7 +6,9 @@
 //! - [`Turns`]: one shopper message end to end, and the shopper's ratings.
 //! - [`Desk`]: the agents' queue, transcripts, drafts, feedback, replies, closing.
 //! - [`Learning`]: gap mining, learned phrasings, proposals.
+//! - [`Presence`] and service hours ([`availability`]): whether a human can answer now.
 
+pub mod availability;
 mod desk;
 mod error;
 mod knowledge;
@@ -15,11 +17,14 @@ mod turns;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+pub use availability::{Offline, OfflineReason, Presence, ServiceConfig, ServiceHours};
 pub use desk::Desk;
 pub use error::ServiceError;
 pub use knowledge::{ImportOutcome, KbSummary, Knowledge};
 pub use learning::Learning;
-pub use turns::{AnswerRequest, AnswerResponse, Choice, Turns};
+pub use turns::{
+    AnswerRequest, AnswerResponse, Choice, Contact, ContactKind, LeaveMessage, LeftMessage, ShopperTranscript, Turns,
+};
 
 use crate::config::Config;
 use crate::embed::Embedder;
@@ -34,6 +39,8 @@ pub struct Services {
     pub turns: Turns,
     pub desk: Desk,
     pub learning: Arc<Learning>,
+    /// Agents' consoles connected now (the API's agent stream registers them).
+    pub presence: Arc<Presence>,
 }
 
 impl Services {
@@ -45,13 +52,16 @@ impl Services {
         model: Option<Arc<Embedder>>,
         progress: Progress,
     ) -> Result<Arc<Services>, ServiceError> {
+        let hours = ServiceHours::parse(&config.service)?;
+        let presence = Arc::new(Presence::default());
         let store = Arc::new(store);
         let knowledge = Arc::new(Knowledge::open(config.clone(), store.clone(), model, progress)?);
         let learning = Arc::new(Learning::new(knowledge.clone(), store.clone()));
         Ok(Arc::new(Services {
-            turns: Turns::new(config.clone(), knowledge.clone(), store.clone()),
+            turns: Turns::new(config.clone(), knowledge.clone(), store.clone(), hours, presence.clone()),
             desk: Desk::new(config.clone(), knowledge.clone(), learning.clone(), store.clone()),
             learning,
+            presence,
             knowledge,
             store,
             config,

@@ -7,6 +7,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::availability::{Offline, OfflineReason, Presence, ServiceHours, offline};
 use super::knowledge::Knowledge;
 use super::{ServiceError, message_text, now};
 use crate::config::Config;
@@ -14,7 +15,7 @@ use crate::decision::{Action, Confidence, Reason, ScriptGroup, decide, is_follow
 use crate::engine::Engine;
 use crate::index::Filter;
 use crate::retrieval::{Candidate, ProductContext};
-use crate::store::{ConversationStatus, DecisionRecord, Store, TurnRecord};
+use crate::store::{ConversationStatus, DecisionRecord, Message, Store, TurnRecord};
 use crate::text::{clean, detect_locale};
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -53,6 +54,108 @@ pub struct AnswerResponse {
     pub reason: Reason,
     /// Id to rate an automatic answer with (`POST /v1/decisions/{id}/rating`).
     pub decision_id: Option<i64>,
+    /// A handoff while no human can answer (outside `service.hours`, or no
+    /// agent present): the shopper may leave a message with contact details
+    /// (`POST /v1/conversations/{id}/leave-message`). Absent otherwise, and
+    /// always for stores without service hours.
+    pub offline: Option<Offline>,
+}
+
+/// How an agent can reach a shopper who left a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ContactKind {
+    /// A mobile number: 11 digits starting with 1 (China), or `+` and 7–15 digits.
+    Phone,
+    /// An e-mail address.
+    Email,
+    /// A Wangwang (旺旺) / Taobao account name.
+    Wangwang,
+}
+
+impl ContactKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ContactKind::Phone => "phone",
+            ContactKind::Email => "email",
+            ContactKind::Wangwang => "wangwang",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<ContactKind> {
+        [ContactKind::Phone, ContactKind::Email, ContactKind::Wangwang].into_iter().find(|k| k.name() == name)
+    }
+
+    /// The contact as stored (spaces and dashes out of phone numbers), or why it is not one.
+    fn check(self, value: &str) -> Result<String, String> {
+        let value = value.trim();
+        let ok = match self {
+            ContactKind::Phone => {
+                let digits: String = value.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
+                let (plus, rest) = digits.strip_prefix('+').map_or((false, digits.as_str()), |r| (true, r));
+                let all_digits = !rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit());
+                let valid = all_digits
+                    && match plus {
+                        true => (7..=15).contains(&rest.len()),
+                        false => rest.len() == 11 && rest.starts_with('1'),
+                    };
+                return valid
+                    .then_some(digits)
+                    .ok_or_else(|| "a phone number is 11 digits starting with 1, or + and 7–15 digits".to_string());
+            }
+            ContactKind::Email => {
+                value.len() <= 254
+                    && value.split_once('@').is_some_and(|(local, domain)| {
+                        !local.is_empty()
+                            && domain.contains('.')
+                            && !domain.starts_with('.')
+                            && !domain.ends_with('.')
+                            && !value.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
+                            && !domain.contains('@')
+                    })
+            }
+            ContactKind::Wangwang => {
+                (2..=64).contains(&value.chars().count()) && !value.chars().any(|c| c.is_whitespace() || c.is_control())
+            }
+        };
+        ok.then(|| value.to_string()).ok_or_else(|| format!("{value:?} is not a valid {}", self.name()))
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Contact {
+    pub kind: ContactKind,
+    pub value: String,
+}
+
+/// A message left for the agents while none can answer.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LeaveMessage {
+    pub contact: Contact,
+    /// What the shopper wants the agent to know (1–2000 characters).
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LeftMessage {
+    pub message: Message,
+    /// The confirmation shown to the shopper.
+    pub notice: String,
+}
+
+/// A conversation as its shopper may read it again (the widget after a reload).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ShopperTranscript {
+    pub conversation_id: String,
+    pub status: ConversationStatus,
+    /// Shopper, bot and agent messages, oldest first.
+    pub messages: Vec<Message>,
+    /// Whether a message with contact details is waiting for the agents.
+    pub message_left: bool,
+    /// While waiting for an agent and none can answer: why, and when service resumes.
+    pub offline: Option<Offline>,
 }
 
 /// What the conversation was last about.
@@ -65,11 +168,27 @@ pub struct Turns {
     config: Config,
     knowledge: Arc<Knowledge>,
     store: Arc<Store>,
+    hours: Option<ServiceHours>,
+    presence: Arc<Presence>,
 }
 
 impl Turns {
-    pub fn new(config: Config, knowledge: Arc<Knowledge>, store: Arc<Store>) -> Turns {
-        Turns { config, knowledge, store }
+    pub fn new(
+        config: Config,
+        knowledge: Arc<Knowledge>,
+        store: Arc<Store>,
+        hours: Option<ServiceHours>,
+        presence: Arc<Presence>,
+    ) -> Turns {
+        Turns { config, knowledge, store, hours, presence }
+    }
+
+    /// Whether no human can answer now, and the notice saying so.
+    fn offline(&self, locale: &str) -> Option<(Offline, String)> {
+        let hours = self.hours.as_ref()?;
+        let o = offline(Some(hours), &self.presence, now())?;
+        let notice = offline_notice(locale, &o, hours);
+        Some((o, notice))
     }
 
     /// Answers one shopper message. Work that has not reached the database
@@ -123,8 +242,11 @@ impl Turns {
         if conversation.status == ConversationStatus::Handoff && decision.action != Action::Answer {
             // Waiting for a human: the message is stored for the agent, and the
             // shopper is told where they stand; the bot still answers what it can.
-            let ahead = self.store.tickets_ahead(&conversation.id)?;
-            turn.bot_reply = Some(waiting_notice(&locale, ahead));
+            let offline = self.offline(&locale);
+            turn.bot_reply = Some(match &offline {
+                Some((_, notice)) => notice.clone(),
+                None => waiting_notice(&locale, self.store.tickets_ahead(&conversation.id)?),
+            });
             check_deadline(deadline)?;
             self.store.record_turn(&turn)?;
             return Ok(AnswerResponse {
@@ -136,6 +258,7 @@ impl Turns {
                 choices: Vec::new(),
                 reason: Reason::WaitingForAgent,
                 decision_id: None,
+                offline: offline.map(|(o, _)| o),
             });
         }
         let faq_id = decision.faq.map(|f| kb.faqs[f].id.clone());
@@ -147,13 +270,20 @@ impl Turns {
                 .collect(),
             _ => Vec::new(),
         };
+        let offline = match decision.action {
+            Action::Handoff => self.offline(&locale),
+            _ => None,
+        };
         let reply = match (decision.action, decision.small_talk) {
             (Action::Answer, Some(k)) => Some(kb.lexicon.smalltalk[k].reply_for(&locale).to_string()),
             (Action::Answer, None) => {
                 decision.faq.and_then(|f| kb.faqs[f].answer_for(&locale)).map(|(_, a)| a.to_string())
             }
             (Action::Clarify, _) => Some(clarify_prompt(&locale).to_string()),
-            (Action::Handoff, _) => Some(handoff_notice(&locale, self.store.tickets_ahead(&conversation.id)?)),
+            (Action::Handoff, _) => Some(match &offline {
+                Some((_, notice)) => notice.clone(),
+                None => handoff_notice(&locale, self.store.tickets_ahead(&conversation.id)?),
+            }),
         };
         // Small talk is no topic a follow-up could refer to.
         turn.topic_question = (!is_follow_up(text) && decision.reason != Reason::SmallTalk).then(|| text.to_string());
@@ -178,6 +308,43 @@ impl Turns {
             choices,
             reason: decision.reason,
             decision_id,
+            offline: offline.map(|(o, _)| o),
+        })
+    }
+
+    /// The shopper of a handed-off conversation leaves a message and how to
+    /// reach them; the agents see it first in the queue.
+    pub fn leave_message(&self, conversation_id: &str, req: &LeaveMessage) -> Result<LeftMessage, ServiceError> {
+        let text = message_text(&req.text, self.config.server.max_text_chars)?;
+        let contact = req.contact.kind.check(&req.contact.value).map_err(ServiceError::Invalid)?;
+        let conversation = self.store.conversation(conversation_id)?;
+        let message = self.store.leave_message(conversation_id, req.contact.kind.name(), &contact, text)?;
+        let resumes = self.offline(&conversation.locale).and_then(|(o, _)| o.resumes_at);
+        let zh = is_zh(&conversation.locale);
+        let resumes = self.hours.as_ref().zip(resumes).map(|(h, at)| h.clock(at, now(), zh));
+        let notice = match (zh, resumes) {
+            (true, Some(at)) => format!("留言已收到，客服 {at} 上线后会第一时间联系您。"),
+            (true, None) => "留言已收到，客服会尽快联系您。".to_string(),
+            (false, Some(at)) => format!("Message received; an agent will contact you after {at}."),
+            (false, None) => "Message received; an agent will contact you soon.".to_string(),
+        };
+        Ok(LeftMessage { message, notice })
+    }
+
+    /// The conversation as its shopper reads it again (whoever holds its id).
+    pub fn transcript(&self, conversation_id: &str) -> Result<ShopperTranscript, ServiceError> {
+        let t = self.store.transcript(conversation_id)?;
+        let waiting = t.conversation.status == ConversationStatus::Handoff;
+        let offline = match waiting {
+            true => self.offline(&t.conversation.locale).map(|(o, _)| o),
+            false => None,
+        };
+        Ok(ShopperTranscript {
+            conversation_id: t.conversation.id,
+            status: t.conversation.status,
+            message_left: self.store.message_left(conversation_id)?,
+            messages: t.messages,
+            offline,
         })
     }
 }
@@ -319,6 +486,27 @@ fn handoff_notice(locale: &str, ahead: usize) -> String {
         (true, n) => format!("正在为您转接人工客服，您前面还有 {n} 位顾客在等待，客服会尽快回复您。"),
         (false, 0) => "We are passing you to a human agent; please wait a moment.".into(),
         (false, n) => format!("We are passing you to a human agent; {n} customer(s) ahead of you."),
+    }
+}
+
+/// No human can answer now: when they can, and how to leave a message.
+fn offline_notice(locale: &str, o: &Offline, hours: &ServiceHours) -> String {
+    let window = &o.hours;
+    match (is_zh(locale), o.reason, o.resumes_at) {
+        (true, OfflineReason::OutsideHours, Some(at)) => format!(
+            "现在是非服务时间（人工客服服务时间 {window}），客服将于 {} 上线。您可以留言并留下手机号、旺旺号或邮箱，客服上线后会第一时间联系您；常见问题我也可以先为您解答。",
+            hours.clock(at, now(), true)
+        ),
+        (true, ..) => format!(
+            "当前暂无人工客服在线（服务时间 {window}）。您可以留言并留下手机号、旺旺号或邮箱，客服看到后会第一时间联系您；常见问题我也可以先为您解答。"
+        ),
+        (false, OfflineReason::OutsideHours, Some(at)) => format!(
+            "Our agents are offline now (service hours {window}, store time) and back at {}. Leave a message with your phone, Wangwang id or e-mail and they will contact you; meanwhile I can answer common questions.",
+            hours.clock(at, now(), false)
+        ),
+        (false, ..) => format!(
+            "No agent is online right now (service hours {window}, store time). Leave a message with your phone, Wangwang id or e-mail and an agent will contact you; meanwhile I can answer common questions."
+        ),
     }
 }
 

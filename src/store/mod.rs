@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0002_kb_edits.sql"),
     include_str!("../../migrations/0003_ratings.sql"),
     include_str!("../../migrations/0004_proposals.sql"),
+    include_str!("../../migrations/0005_messages_left.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -336,15 +337,20 @@ impl Store {
         Ok(n as usize)
     }
 
-    /// Open tickets, oldest first, with what an agent needs to pick one.
+    /// Open tickets with what an agent needs to pick one: those with a
+    /// message left first (oldest message first), then the rest oldest first.
     pub fn handoffs(&self) -> Result<Vec<Handoff>, StoreError> {
         let conn = self.read()?;
         let mut stmt = conn.prepare(
             "SELECT t.id, t.conversation_id, t.reason, t.created_at, c.locale, c.product_id,
                     (SELECT text FROM messages m WHERE m.conversation_id = t.conversation_id AND m.role = 'shopper'
-                     ORDER BY id DESC LIMIT 1)
+                     ORDER BY id DESC LIMIT 1),
+                    t.contact_kind, t.contact, t.message_left_at,
+                    (SELECT faq_id FROM decisions d WHERE d.conversation_id = t.conversation_id
+                       AND d.action = 'answer' AND d.faq_id IS NOT NULL ORDER BY id DESC LIMIT 1)
              FROM tickets t JOIN conversations c ON c.id = t.conversation_id
-             WHERE t.status = 'open' ORDER BY t.created_at, t.id",
+             WHERE t.status = 'open'
+             ORDER BY t.message_left_at IS NULL, t.message_left_at, t.created_at, t.id",
         )?;
         let now = now_secs();
         let rows = stmt.query_map([], |r| {
@@ -358,6 +364,11 @@ impl Store {
                 locale: r.get(4)?,
                 product_id: r.get(5)?,
                 last_message: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
+                contact_kind: r.get(7)?,
+                contact: r.get(8)?,
+                message_left_at: r.get(9)?,
+                answered_faq_id: r.get(10)?,
+                answered_question: None,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -386,6 +397,43 @@ impl Store {
             })?
             .collect::<Result<_, _>>()?;
         Ok(Transcript { conversation, messages, decisions })
+    }
+
+    /// Records a message the shopper of a handed-off conversation left for
+    /// the agents, with how to reach them, on its open ticket.
+    pub fn leave_message(
+        &self,
+        conversation_id: &str,
+        contact_kind: &str,
+        contact: &str,
+        text: &str,
+    ) -> Result<Message, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let now = now_secs();
+        let updated = tx.execute(
+            "UPDATE tickets SET contact_kind = ?2, contact = ?3, message_left_at = COALESCE(message_left_at, ?4)
+             WHERE conversation_id = ?1 AND status = 'open'",
+            params![conversation_id, contact_kind, contact, now],
+        )?;
+        if updated == 0 {
+            conversation(&tx, conversation_id)?;
+            return Err(StoreError::Conflict(format!("conversation {conversation_id} is not waiting for an agent")));
+        }
+        let message = insert_message(&tx, conversation_id, Role::Shopper, text, now)?;
+        tx.execute("UPDATE conversations SET updated_at = ?2 WHERE id = ?1", params![conversation_id, now])?;
+        tx.commit()?;
+        Ok(message)
+    }
+
+    /// Whether the conversation's open ticket has a message left with contact details.
+    pub fn message_left(&self, conversation_id: &str) -> Result<bool, StoreError> {
+        let n: i64 = self.read()?.query_row(
+            "SELECT COUNT(*) FROM tickets WHERE conversation_id = ?1 AND status = 'open' AND message_left_at IS NOT NULL",
+            [conversation_id],
+            |r| r.get(0),
+        )?;
+        Ok(n > 0)
     }
 
     /// A decision's ranked candidates as stored with its turn (JSON

@@ -132,6 +132,15 @@ pub struct Handoff {
     pub product_id: Option<String>,
     /// The shopper's own latest message (not the bot's notices).
     pub last_message: String,
+    /// How to reach a shopper who left a message (`phone`, `email`, `wangwang`).
+    pub contact_kind: Option<String>,
+    pub contact: Option<String>,
+    /// When the shopper left a message for the agents (unix seconds).
+    pub message_left_at: Option<i64>,
+    /// What the bot offered: the FAQ it last answered with automatically …
+    pub answered_faq_id: Option<String>,
+    /// … and that FAQ's question.
+    pub answered_question: Option<String>,
 }
 
 /// A decision as stored with the turn.

@@ -1,7 +1,11 @@
 // 店小二 chat widget: include with
 //   <script src="https://<xiaoer>/widget.js" data-product="<product id>"></script>
 // It talks to POST /v1/answer and listens for agent replies on
-// /v1/conversations/{id}/events (Server-Sent Events).
+// /v1/conversations/{id}/events (Server-Sent Events). The conversation id is
+// kept in localStorage: a reload or a later visit restores the conversation
+// (GET /v1/conversations/{id}/transcript), agent replies that came meanwhile
+// included. When no agent can answer, the shopper can leave a message with
+// contact details (POST /v1/conversations/{id}/leave-message).
 (function () {
   "use strict";
   const script = document.currentScript;
@@ -11,14 +15,20 @@
     zh: { title: "店小二 · 在线客服", placeholder: "请输入您的问题…", send: "发送", human: "转人工",
           hello: "您好，我是店小二，有什么可以帮您？", handoff: "已为您转接人工客服，请稍候…",
           agent: "客服", closed: "本次会话已结束", error: "网络开小差了，请稍后再试",
-          helpful: "有帮助", unhelpful: "没帮助" },
+          helpful: "有帮助", unhelpful: "没帮助", offline: "暂无客服在线，可留言", left: "已留言，客服上线后会联系您",
+          leave: "留言给客服", phone: "手机号", email: "邮箱", wangwang: "旺旺号", contact: "联系方式",
+          message: "想告诉客服的内容", submit: "提交留言" },
     en: { title: "Xiaoer · Customer service", placeholder: "Type your question…", send: "Send", human: "Agent",
           hello: "Hi, I'm Xiaoer. How can I help?", handoff: "You're being connected to a human agent…",
           agent: "Agent", closed: "This conversation has ended", error: "Network problem, please try again",
-          helpful: "Helpful", unhelpful: "Not helpful" },
+          helpful: "Helpful", unhelpful: "Not helpful", offline: "No agent online — leave a message",
+          left: "Message left; an agent will contact you", leave: "Leave a message for our agents",
+          phone: "Phone", email: "E-mail", wangwang: "Wangwang id", contact: "Contact",
+          message: "What should the agent know?", submit: "Send message" },
   };
   let locale = (navigator.language || "zh").toLowerCase().startsWith("zh") ? "zh" : "en";
-  let conversationId = sessionStorage.getItem("xiaoer.conversation");
+  const STORED = "xiaoer.conversation";
+  let conversationId = localStorage.getItem(STORED);
   let events = null;
 
   const css = `
@@ -40,6 +50,9 @@
   .xe-choices button{text-align:left;background:#fff;border:1px solid #ff0036;color:#ff0036;border-radius:6px;padding:6px 8px;cursor:pointer}
   .xe-banner{display:none;background:#fff7e6;color:#ad6800;padding:6px 12px;font-size:13px}
   .xe-banner.on{display:block}
+  .xe-leave{background:#fff;border:1px solid #ffd591;border-radius:8px;padding:8px;margin:6px 0;display:flex;flex-direction:column;gap:6px}
+  .xe-leave select,.xe-leave input,.xe-leave textarea{font:inherit;border:1px solid #ddd;border-radius:4px;padding:4px 6px}
+  .xe-leave button{background:#ff0036;color:#fff;border:0;border-radius:4px;padding:6px;cursor:pointer}.xe-leave .xe-err{color:#cf1322;font-size:12px}
   .xe-form{display:flex;border-top:1px solid #eee}
   .xe-form input{flex:1;border:0;padding:12px;font-size:15px;outline:none}
   .xe-form button{border:0;background:#ff0036;color:#fff;padding:0 16px;cursor:pointer}
@@ -73,7 +86,13 @@
     panel.querySelector('[data-x="human"]').textContent = t.human;
     panel.querySelector('[data-x="send"]').textContent = t.send;
     input.placeholder = t.placeholder;
-    banner.textContent = t.handoff;
+    banner.textContent = t[bannerText];
+  }
+  let bannerText = "handoff";
+  function waiting(state) {
+    bannerText = state;
+    banner.textContent = T[locale][state];
+    banner.classList.add("on");
   }
   function add(role, text) {
     const m = el("div", "xe-msg xe-" + role, text);
@@ -130,10 +149,69 @@
     // A conversation that no longer exists (e.g. a wiped server) is not retried forever.
     events.onerror = () => { if (events && events.readyState === EventSource.CLOSED) events = null; };
   }
+  // No agent can answer now: offer to leave a message with contact details.
+  function leaveForm() {
+    if (log.querySelector(".xe-leave")) return;
+    const t = T[locale];
+    const form = el("form", "xe-leave");
+    form.dataset.testid = "xiaoer-leave";
+    const kind = el("select");
+    kind.dataset.testid = "xiaoer-contact-kind";
+    for (const k of ["phone", "wangwang", "email"]) { const o = el("option", null, t[k]); o.value = k; kind.appendChild(o); }
+    const contact = el("input");
+    contact.placeholder = t.contact;
+    contact.dataset.testid = "xiaoer-contact";
+    const text = el("textarea");
+    text.rows = 3;
+    text.placeholder = t.message;
+    text.dataset.testid = "xiaoer-leave-text";
+    const err = el("div", "xe-err");
+    const send = el("button", null, t.submit);
+    send.dataset.testid = "xiaoer-leave-send";
+    form.append(el("b", null, t.leave), kind, contact, text, err, send);
+    form.onsubmit = async (e) => {
+      e.preventDefault();
+      try {
+        const r = await fetch(`${base}/v1/conversations/${encodeURIComponent(conversationId)}/leave-message`, {
+          method: "POST", headers: { "content-type": "application/json" },
+          body: JSON.stringify({ contact: { kind: kind.value, value: contact.value }, text: text.value }),
+        });
+        const d = await r.json();
+        if (!r.ok) { err.textContent = d.message || t.error; return; }
+        form.remove();
+        add("shopper", d.message.text);
+        add("bot", d.notice);
+        waiting("left");
+      } catch (_) {
+        err.textContent = t.error;
+      }
+    };
+    log.appendChild(form);
+    log.scrollTop = log.scrollHeight;
+  }
+  // A reload or a later visit: show the conversation so far, agent replies included.
+  async function restore() {
+    if (!conversationId) return;
+    try {
+      const r = await fetch(`${base}/v1/conversations/${encodeURIComponent(conversationId)}/transcript`);
+      if (r.status === 404) { localStorage.removeItem(STORED); conversationId = null; return; }
+      if (!r.ok) return;
+      const d = await r.json();
+      for (const m of d.messages) add(m.role, m.text);
+      if (d.status === "closed") { add("note", T[locale].closed).className = "xe-note"; return; }
+      if (d.status === "handoff") {
+        if (d.message_left) waiting("left");
+        else if (d.offline) { waiting("offline"); leaveForm(); }
+        else waiting("handoff");
+      }
+      listen();
+    } catch (_) { /* offline: the conversation goes on when the shopper writes */ }
+  }
   // The agent closed the conversation: say so; the next message starts a new one.
   function ended() {
     add("note", T[locale].closed).className = "xe-note";
     banner.classList.remove("on");
+    log.querySelector(".xe-leave")?.remove();
     if (events) { events.close(); events = null; }
   }
   async function ask(text) {
@@ -153,14 +231,20 @@
         if (events) { events.close(); events = null; }
         banner.classList.remove("on");
         conversationId = d.conversation_id;
-        sessionStorage.setItem("xiaoer.conversation", conversationId);
+        localStorage.setItem(STORED, conversationId);
       }
       if (d.answer) {
         const m = add("bot", d.answer);
         if (d.action === "answer" && d.faq_id && d.decision_id) thumbs(m, d.decision_id);
       }
       if (d.action === "clarify") choices(d.choices);
-      if (d.action === "handoff") { banner.classList.add("on"); listen(); }
+      if (d.action === "handoff") {
+        // Once a message is left, the banner keeps saying so.
+        const left = bannerText === "left" && banner.classList.contains("on");
+        if (!left && d.offline) { waiting("offline"); leaveForm(); }
+        else if (!left) waiting("handoff");
+        listen();
+      }
     } catch (_) {
       add("bot", T[locale].error);
     }
@@ -173,5 +257,5 @@
   panel.querySelector("form").onsubmit = (e) => { e.preventDefault(); const t = input.value; input.value = ""; ask(t); };
   applyLocale();
   add("bot", T[locale].hello);
-  listen();
+  restore();
 })();

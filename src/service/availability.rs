@@ -1,0 +1,244 @@
+//! Whether a human can take a handed-off shopper now: the store's service
+//! hours (`[service]` in the configuration, China time by default) and the
+//! agents present (a connected console not set away). A store without hours
+//! is served around the clock and keeps the plain waiting notice.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Duration, FixedOffset, NaiveTime, TimeZone};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{ServiceError, lock};
+
+/// `[service]`: when agents work.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServiceConfig {
+    /// Daily service hours, `HH:MM-HH:MM` in `utc_offset` time (a window
+    /// past midnight such as `20:00-02:00` is allowed). Empty (default): the
+    /// store serves around the clock and a handoff always waits for an agent.
+    pub hours: String,
+    /// The store's time zone as an offset from UTC (default `+08:00`, China).
+    pub utc_offset: String,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig { hours: String::new(), utc_offset: "+08:00".into() }
+    }
+}
+
+/// Parsed service hours.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceHours {
+    open: NaiveTime,
+    close: NaiveTime,
+    zone: FixedOffset,
+}
+
+impl ServiceHours {
+    /// `None` for a store open around the clock; an error names the bad key.
+    pub fn parse(config: &ServiceConfig) -> Result<Option<ServiceHours>, ServiceError> {
+        if config.hours.trim().is_empty() {
+            return Ok(None);
+        }
+        let bad = |key: &str, value: &str, want: &str| {
+            ServiceError::Invalid(format!("configuration `service.{key}` = {value:?}: expected {want}"))
+        };
+        let zone: FixedOffset =
+            config.utc_offset.parse().map_err(|_| bad("utc_offset", &config.utc_offset, "e.g. +08:00"))?;
+        let window = || bad("hours", &config.hours, "HH:MM-HH:MM, e.g. 09:00-22:00");
+        let (open, close) = config.hours.split_once('-').ok_or_else(window)?;
+        let time = |t: &str| NaiveTime::parse_from_str(t.trim(), "%H:%M").map_err(|_| window());
+        let (open, close) = (time(open)?, time(close)?);
+        if open == close {
+            return Err(window());
+        }
+        Ok(Some(ServiceHours { open, close, zone }))
+    }
+
+    fn local(&self, unix: i64) -> DateTime<FixedOffset> {
+        self.zone.timestamp_opt(unix, 0).single().unwrap_or_else(|| self.zone.timestamp_opt(0, 0).unwrap())
+    }
+
+    pub fn is_open(&self, unix: i64) -> bool {
+        let t = self.local(unix).time();
+        match self.open < self.close {
+            true => self.open <= t && t < self.close,
+            false => t >= self.open || t < self.close,
+        }
+    }
+
+    /// The next opening at or after `unix` (unix seconds).
+    pub fn next_opening(&self, unix: i64) -> i64 {
+        let local = self.local(unix);
+        let today = local.date_naive().and_time(self.open);
+        let at = match local.naive_local() <= today {
+            true => today,
+            false => today + Duration::days(1),
+        };
+        at.and_local_timezone(self.zone).single().map_or(unix, |d| d.timestamp())
+    }
+
+    /// `09:00-22:00` as shoppers read it.
+    pub fn window(&self) -> String {
+        format!("{}–{}", self.open.format("%H:%M"), self.close.format("%H:%M"))
+    }
+
+    /// An opening time `at` as shoppers read it at `now`, in the store's
+    /// time: `09:00`, or `明天 09:00` / `tomorrow 09:00` when it is tomorrow.
+    pub fn clock(&self, at: i64, now: i64, zh: bool) -> String {
+        let time = self.local(at).format("%H:%M");
+        match (self.local(at).date_naive() > self.local(now).date_naive(), zh) {
+            (false, _) => time.to_string(),
+            (true, true) => format!("明天 {time}"),
+            (true, false) => format!("tomorrow {time}"),
+        }
+    }
+}
+
+/// Why nobody can take a handed-off shopper now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OfflineReason {
+    /// Outside the store's service hours.
+    OutsideHours,
+    /// Within service hours, but no agent's console is connected (or all are away).
+    NoAgent,
+}
+
+/// Told to a shopper handed off while no human can answer.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Offline {
+    pub reason: OfflineReason,
+    /// The service hours, e.g. `09:00–22:00` (store time).
+    pub hours: String,
+    /// When service resumes (unix seconds): the next opening outside hours,
+    /// none when within hours and only the agents are missing.
+    pub resumes_at: Option<i64>,
+}
+
+/// The agents' consoles connected now, each present or away.
+#[derive(Default)]
+pub struct Presence {
+    consoles: Mutex<HashMap<u64, (Option<String>, bool)>>,
+    next: AtomicU64,
+}
+
+/// Keeps one console counted as connected until dropped (its stream ended).
+pub struct Connected {
+    presence: Arc<Presence>,
+    id: u64,
+}
+
+impl Drop for Connected {
+    fn drop(&mut self) {
+        lock(&self.presence.consoles).remove(&self.id);
+    }
+}
+
+impl Presence {
+    /// A console connected; `name` (the console's own id) lets it set itself away.
+    pub fn connect(self: &Arc<Self>, name: Option<String>) -> Connected {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        lock(&self.consoles).insert(id, (name, false));
+        Connected { presence: self.clone(), id }
+    }
+
+    /// Marks the connected console `name` away or back.
+    pub fn set_away(&self, name: &str, away: bool) -> Result<(), ServiceError> {
+        let mut consoles = lock(&self.consoles);
+        let mut found = false;
+        for (n, a) in consoles.values_mut() {
+            if n.as_deref() == Some(name) {
+                *a = away;
+                found = true;
+            }
+        }
+        found.then_some(()).ok_or_else(|| ServiceError::NotFound(format!("connected console {name:?}")))
+    }
+
+    /// Consoles connected and not away.
+    pub fn present(&self) -> usize {
+        lock(&self.consoles).values().filter(|(_, away)| !away).count()
+    }
+}
+
+/// Whether a human can answer now; `None` when one can (or the store has no hours).
+pub fn offline(hours: Option<&ServiceHours>, presence: &Presence, now: i64) -> Option<Offline> {
+    let hours = hours?;
+    if !hours.is_open(now) {
+        let resumes = hours.next_opening(now);
+        return Some(Offline { reason: OfflineReason::OutsideHours, hours: hours.window(), resumes_at: Some(resumes) });
+    }
+    (presence.present() == 0).then(|| Offline {
+        reason: OfflineReason::NoAgent,
+        hours: hours.window(),
+        resumes_at: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hours(h: &str) -> ServiceHours {
+        ServiceHours::parse(&ServiceConfig { hours: h.into(), ..ServiceConfig::default() }).unwrap().unwrap()
+    }
+
+    // 2026-11-24 00:00 China time = 2026-11-23 16:00 UTC.
+    const MIDNIGHT_CN: i64 = 1_795_449_600;
+
+    #[test]
+    fn day_and_overnight_windows_in_china_time() {
+        let day = hours("09:00-22:00");
+        assert!(!day.is_open(MIDNIGHT_CN + 3 * 3600), "03:00");
+        assert!(day.is_open(MIDNIGHT_CN + 9 * 3600), "09:00 opens");
+        assert!(!day.is_open(MIDNIGHT_CN + 22 * 3600), "22:00 closes");
+        assert_eq!(day.next_opening(MIDNIGHT_CN + 3 * 3600), MIDNIGHT_CN + 9 * 3600);
+        assert_eq!(day.next_opening(MIDNIGHT_CN + 23 * 3600), MIDNIGHT_CN + 33 * 3600, "tomorrow 09:00");
+        assert_eq!(day.clock(MIDNIGHT_CN + 9 * 3600, MIDNIGHT_CN + 3 * 3600, true), "09:00");
+        assert_eq!(day.clock(MIDNIGHT_CN + 33 * 3600, MIDNIGHT_CN + 23 * 3600, true), "明天 09:00");
+        assert_eq!(day.clock(MIDNIGHT_CN + 33 * 3600, MIDNIGHT_CN + 23 * 3600, false), "tomorrow 09:00");
+        let night = hours("20:00-02:00");
+        assert!(night.is_open(MIDNIGHT_CN + 3600) && night.is_open(MIDNIGHT_CN + 21 * 3600));
+        assert!(!night.is_open(MIDNIGHT_CN + 12 * 3600));
+    }
+
+    #[test]
+    fn bad_hours_name_the_key_and_empty_means_always() {
+        let cfg = |h: &str, z: &str| ServiceConfig { hours: h.into(), utc_offset: z.into() };
+        assert!(ServiceHours::parse(&cfg("", "+08:00")).unwrap().is_none());
+        for (h, z, key) in [
+            ("9点到22点", "+08:00", "hours"),
+            ("09:00-09:00", "+08:00", "hours"),
+            ("09:00-25:00", "+08:00", "hours"),
+            ("09:00-22:00", "Beijing", "utc_offset"),
+        ] {
+            let e = ServiceHours::parse(&cfg(h, z)).unwrap_err().to_string();
+            assert!(e.contains(&format!("service.{key}")), "{h} {z}: {e}");
+        }
+    }
+
+    #[test]
+    fn presence_counts_connected_consoles_not_away() {
+        let p = Arc::new(Presence::default());
+        let h = hours("09:00-22:00");
+        let noon = MIDNIGHT_CN + 12 * 3600;
+        assert_eq!(offline(Some(&h), &p, noon).map(|o| o.reason), Some(OfflineReason::NoAgent));
+        let console = p.connect(Some("c1".into()));
+        assert!(offline(Some(&h), &p, noon).is_none());
+        p.set_away("c1", true).unwrap();
+        assert_eq!(p.present(), 0);
+        assert!(p.set_away("nobody", true).is_err());
+        p.set_away("c1", false).unwrap();
+        assert_eq!(p.present(), 1);
+        assert_eq!(offline(Some(&h), &p, MIDNIGHT_CN).map(|o| o.reason), Some(OfflineReason::OutsideHours));
+        drop(console);
+        assert_eq!(p.present(), 0);
+        assert!(offline(None, &p, noon).is_none(), "no hours: served around the clock");
+    }
+}
