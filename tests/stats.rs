@@ -69,7 +69,27 @@ async fn stats_follow_a_scripted_day() {
     for k in ["accepted_rate", "edited_rate", "rejected_rate"] {
         assert!((s[k].as_f64().unwrap() - third).abs() < 1e-9, "{k}: {s}");
     }
-    assert_eq!(s["faqs"], json!([{"faq_id": "return-7day", "answered": 2, "helpful": 1, "unhelpful": 1}]));
+    assert_eq!(
+        s["faqs"],
+        json!([{"faq_id": "return-7day", "answered": 2, "helpful": 1, "unhelpful": 1, "auto_resolution_rate": null}])
+    );
+    // Nothing has ended yet (closed, or idle for 30 minutes).
+    assert_eq!((s["ended_conversations"].as_i64(), s["auto_resolution_rate"].as_f64()), (Some(0), Some(0.0)), "{s}");
+
+    // Conversations end: answered and 👍 (resolved), answered and 👎, handed
+    // off, small talk only (not counted); the clarified one stays open.
+    let hello = server.ask(json!({"text": "你好"})).await;
+    assert_eq!(hello["reason"], "small_talk");
+    for c in [&a1, &a2, &human, &hello] {
+        let (status, v) = server
+            .post(&format!("/v1/conversations/{}/close", c["conversation_id"].as_str().unwrap()), json!({}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+    }
+    let (_, s) = server.get("/v1/stats").await;
+    assert_eq!((s["ended_conversations"].as_i64(), s["auto_resolved"].as_i64()), (Some(3), Some(1)), "{s}");
+    assert!((s["auto_resolution_rate"].as_f64().unwrap() - third).abs() < 1e-9, "{s}");
+    assert_eq!(s["faqs"][0]["auto_resolution_rate"], 0.5, "{s}");
 
     // A window before everything is empty; an inverted one is refused.
     let (_, empty) = server.get("/v1/stats?from=0&to=1000").await;

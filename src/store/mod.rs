@@ -20,6 +20,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 pub use types::*;
 
+/// A conversation without a message for this long has ended (shoppers
+/// rarely close the widget; agents close what they handled).
+const IDLE_ENDS_SECS: i64 = 30 * 60;
+
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_init.sql"),
@@ -293,11 +297,46 @@ impl Store {
              WHERE d.created_at >= ?1 AND d.created_at < ?2 AND d.action = 'answer' AND d.faq_id IS NOT NULL
              GROUP BY d.faq_id ORDER BY 2 DESC, 1",
         )?;
-        let faqs = stmt
+        let mut faqs: Vec<FaqStats> = stmt
             .query_map(params![from, to], |r| {
-                Ok(FaqStats { faq_id: r.get(0)?, answered: r.get(1)?, helpful: r.get(2)?, unhelpful: r.get(3)? })
+                Ok(FaqStats {
+                    faq_id: r.get(0)?,
+                    answered: r.get(1)?,
+                    helpful: r.get(2)?,
+                    unhelpful: r.get(3)?,
+                    auto_resolution_rate: None,
+                })
             })?
             .collect::<Result<_, _>>()?;
+        // Conversations that ended, each with whether it was resolved automatically.
+        let ended = "WITH ended AS (
+               SELECT c.id,
+                      EXISTS (SELECT 1 FROM decisions d WHERE d.conversation_id = c.id
+                                AND d.action = 'answer' AND d.faq_id IS NOT NULL)
+                      AND NOT EXISTS (SELECT 1 FROM tickets t WHERE t.conversation_id = c.id)
+                      AND NOT EXISTS (SELECT 1 FROM decisions d JOIN ratings r ON r.decision_id = d.id
+                                        WHERE d.conversation_id = c.id AND r.helpful = 0) AS resolved
+               FROM conversations c
+               WHERE c.created_at >= ?1 AND c.created_at < ?2 AND (c.status = 'closed' OR c.updated_at < ?3)
+                 AND EXISTS (SELECT 1 FROM decisions d WHERE d.conversation_id = c.id AND d.reason != 'small_talk'))";
+        let idle_since = now_secs() - IDLE_ENDS_SECS;
+        let (ended_conversations, auto_resolved): (i64, i64) = conn.query_row(
+            &format!("{ended} SELECT COUNT(*), COALESCE(SUM(resolved), 0) FROM ended"),
+            params![from, to, idle_since],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let mut stmt = conn.prepare(&format!(
+            "{ended} SELECT d.faq_id, COUNT(DISTINCT e.id), COUNT(DISTINCT CASE WHEN e.resolved THEN e.id END)
+             FROM ended e JOIN decisions d ON d.conversation_id = e.id AND d.action = 'answer' AND d.faq_id IS NOT NULL
+             GROUP BY d.faq_id"
+        ))?;
+        let per_faq = stmt
+            .query_map(params![from, to, idle_since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<Vec<(String, i64, i64)>, _>>()?;
+        for f in &mut faqs {
+            f.auto_resolution_rate =
+                per_faq.iter().find(|(id, _, _)| *id == f.faq_id).map(|(_, ended, resolved)| rate(*resolved, *ended));
+        }
         Ok(Stats {
             from,
             to,
@@ -311,6 +350,9 @@ impl Store {
             accepted_rate: rate(verdict(Verdict::Accepted), reviewed),
             edited_rate: rate(verdict(Verdict::Edited), reviewed),
             rejected_rate: rate(verdict(Verdict::Rejected), reviewed),
+            ended_conversations,
+            auto_resolved,
+            auto_resolution_rate: rate(auto_resolved, ended_conversations),
             faqs,
             calibration: Vec::new(),
         })

@@ -208,6 +208,10 @@ pub struct FaqStats {
     pub answered: i64,
     pub helpful: i64,
     pub unhelpful: i64,
+    /// Of the ended conversations this FAQ was answered in automatically,
+    /// the share resolved automatically (see [`Stats::auto_resolution_rate`]);
+    /// absent while none has ended.
+    pub auto_resolution_rate: Option<f64>,
 }
 
 /// Service figures over a time window.
@@ -229,6 +233,14 @@ pub struct Stats {
     pub accepted_rate: f64,
     pub edited_rate: f64,
     pub rejected_rate: f64,
+    /// Conversations started in the window that have ended (closed, or no
+    /// message for 30 minutes) and asked the bot something beyond small talk.
+    pub ended_conversations: i64,
+    /// Of those, the ones resolved automatically: at least one automatic
+    /// FAQ answer, never handed off, no 👎 on any answer.
+    pub auto_resolved: i64,
+    /// `auto_resolved / ended_conversations` (0 when none ended).
+    pub auto_resolution_rate: f64,
     /// Most answered first.
     pub faqs: Vec<FaqStats>,
     /// The live knowledge base's answer thresholds and expected coverage per
