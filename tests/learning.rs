@@ -17,6 +17,9 @@ async fn unanswered_questions_become_proposals_and_approved_ones_answer() {
         let a = server.ask(json!({"text": q})).await;
         assert_ne!(a["action"], "answer", "{q}: {a}");
     }
+    for q in ["你好", "你好", "在吗", "谢谢"] {
+        server.ask(json!({"text": q})).await;
+    }
     let (status, mined) = server.post("/v1/kb/gaps/mine", json!({})).await;
     assert_eq!(status, StatusCode::OK, "{mined}");
     let mined = mined.as_array().unwrap();
@@ -25,7 +28,12 @@ async fn unanswered_questions_become_proposals_and_approved_ones_answer() {
     assert!(top["count"].as_i64().unwrap() >= 3, "{mined:?}");
     let examples: Vec<&str> = top["examples"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
     assert!(examples.iter().all(|e| gift.contains(e)), "gift questions cluster alone: {examples:?}");
-    assert!(mined.iter().all(|p| p["text"] != "转人工"), "explicit requests are not knowledge gaps");
+    for p in mined {
+        let texts = std::iter::once(&p["text"]).chain(p["examples"].as_array().unwrap());
+        for t in texts.map(|t| t.as_str().unwrap()) {
+            assert!(!["转人工", "你好", "在吗", "谢谢"].contains(&t), "small talk and requests are no gaps: {mined:?}");
+        }
+    }
 
     // Mining again does not duplicate pending proposals.
     let (_, again) = server.post("/v1/kb/gaps/mine", json!({})).await;
@@ -52,6 +60,19 @@ async fn unanswered_questions_become_proposals_and_approved_ones_answer() {
     assert_error(status, &body, StatusCode::CONFLICT);
     let (_, approved) = server.get("/v1/kb/proposals?status=approved").await;
     assert_eq!(approved.as_array().unwrap().len(), 1);
+
+    // The operator dismisses what is left; mining the same window again
+    // proposes neither the approved gap nor the dismissed ones.
+    let (_, pending) = server.get("/v1/kb/proposals").await;
+    let pending: Vec<i64> = pending.as_array().unwrap().iter().map(|p| p["id"].as_i64().unwrap()).collect();
+    assert!(!pending.is_empty(), "the 实体店 questions were proposed too: {mined:?}");
+    for id in pending {
+        let (status, v) = server.post(&format!("/v1/kb/proposals/{id}/dismiss"), json!({})).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+    }
+    let (status, again) = server.post("/v1/kb/gaps/mine", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again, json!([]), "approved and dismissed gaps came back");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

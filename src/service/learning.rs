@@ -5,11 +5,13 @@ use std::sync::Arc;
 
 use super::ServiceError;
 use super::knowledge::{KbSummary, Knowledge};
+use super::turns::{Context, read_message};
 use crate::embed::Role;
 use crate::gaps::cluster;
 use crate::kb::FaqInput;
 use crate::retrieval::RetrievalError;
 use crate::store::{NewProposal, Proposal, ProposalKind, ProposalStatus, Store};
+use crate::vectors::dot;
 
 /// Unanswered questions this close (cosine to the cluster centroid) are one gap.
 const GAP_SIMILARITY: f32 = 0.9;
@@ -42,14 +44,42 @@ impl Learning {
 
     /// Clusters the questions in `[from, to)` that ended in clarify or a
     /// no-match handoff and stores each group of two or more as a pending
-    /// new-FAQ proposal; returns the pending new-FAQ proposals.
+    /// new-FAQ proposal; returns the pending new-FAQ proposals. Never
+    /// proposed: questions the live knowledge base now answers on its own
+    /// (an approved gap among them), questions an earlier proposal already
+    /// holds, and groups close to an earlier proposal, whether pending,
+    /// approved or dismissed. (Small talk and handoff requests never reach
+    /// here: they are not unanswered questions.)
     pub fn mine_gaps(&self, from: i64, to: i64) -> Result<Vec<Proposal>, ServiceError> {
-        let questions = self.store.unanswered_questions(from, to)?;
         let engine = self.knowledge.engine();
         let embedder = engine.retriever.embedder().ok_or(RetrievalError::NoModel("gap mining"))?;
-        let texts: Vec<&str> = questions.iter().map(String::as_str).collect();
-        let vectors = embedder.embed(&texts, Role::Query).map_err(RetrievalError::from)?;
+        let mut earlier = Vec::new();
+        for status in [ProposalStatus::Pending, ProposalStatus::Approved, ProposalStatus::Dismissed] {
+            earlier.extend(self.store.proposals(status)?.into_iter().filter(|p| p.kind == ProposalKind::NewFaq));
+        }
+        let held = |q: &str| earlier.iter().any(|p| p.text == q || p.examples.iter().any(|e| e == q));
+        let no_context = Context { question: None, faq_id: None };
+        let mut questions = Vec::new();
+        for q in self.store.unanswered_questions(from, to)? {
+            if held(&q) {
+                continue;
+            }
+            let reading = read_message(&engine, &q, &no_context, None, 5)?;
+            if reading.judged.value < reading.judged.answer_at {
+                questions.push(q);
+            }
+        }
+        let embed = |texts: Vec<&str>| match texts.is_empty() {
+            true => Ok(Vec::new()),
+            false => embedder.embed(&texts, Role::Query).map_err(RetrievalError::from),
+        };
+        let vectors = embed(questions.iter().map(String::as_str).collect())?;
+        let earlier_vectors = embed(earlier.iter().map(|p| p.text.as_str()).collect())?;
         for c in cluster(&vectors, GAP_SIMILARITY, 2) {
+            let representative = &vectors[c.representative];
+            if earlier_vectors.iter().any(|e| dot(e, representative) >= GAP_SIMILARITY) {
+                continue;
+            }
             let mut examples: Vec<String> = Vec::new();
             for &m in &c.members {
                 if !examples.contains(&questions[m]) && examples.len() < 5 {
