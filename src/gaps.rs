@@ -52,13 +52,19 @@ pub fn cluster(vectors: &[Vec<f32>], threshold: f32, min_size: usize) -> Vec<Clu
     out
 }
 
+/// Whether unit vector `v` is within cosine `threshold` of any of `known`
+/// (a group close to an earlier proposal is not proposed again).
+pub fn near_any(v: &[f32], known: &[Vec<f32>], threshold: f32) -> bool {
+    known.iter().any(|k| dot(k, v) >= threshold)
+}
+
 fn norm(v: &[f32]) -> f32 {
     dot(v, v).sqrt().max(1e-12)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::cluster;
+    use super::{cluster, near_any};
 
     fn unit(x: f32, y: f32) -> Vec<f32> {
         let n = (x * x + y * y).sqrt();
@@ -74,5 +80,13 @@ mod tests {
         assert_eq!(c[0].members, vec![0, 2, 3]);
         assert_eq!(c[0].representative, 0);
         assert_eq!(c[1].members, vec![1, 4]);
+    }
+
+    #[test]
+    fn near_any_compares_with_every_known_vector() {
+        let known = vec![unit(1.0, 0.0), unit(0.0, 1.0)];
+        assert!(near_any(&unit(0.05, 1.0), &known, 0.99));
+        assert!(!near_any(&unit(1.0, 1.0), &known, 0.99));
+        assert!(!near_any(&unit(1.0, 0.0), &[], 0.5));
     }
 }

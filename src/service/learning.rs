@@ -7,11 +7,10 @@ use super::ServiceError;
 use super::knowledge::{KbSummary, Knowledge};
 use super::turns::{Context, read_message};
 use crate::embed::Role;
-use crate::gaps::cluster;
+use crate::gaps::{cluster, near_any};
 use crate::kb::FaqInput;
 use crate::retrieval::RetrievalError;
 use crate::store::{NewProposal, Proposal, ProposalKind, ProposalStatus, Store};
-use crate::vectors::dot;
 
 /// Unanswered questions this close (cosine to the cluster centroid) are one gap.
 const GAP_SIMILARITY: f32 = 0.9;
@@ -76,8 +75,7 @@ impl Learning {
         let vectors = embed(questions.iter().map(String::as_str).collect())?;
         let earlier_vectors = embed(earlier.iter().map(|p| p.text.as_str()).collect())?;
         for c in cluster(&vectors, GAP_SIMILARITY, 2) {
-            let representative = &vectors[c.representative];
-            if earlier_vectors.iter().any(|e| dot(e, representative) >= GAP_SIMILARITY) {
+            if near_any(&vectors[c.representative], &earlier_vectors, GAP_SIMILARITY) {
                 continue;
             }
             let mut examples: Vec<String> = Vec::new();
