@@ -167,6 +167,11 @@ pub struct Confidence {
 }
 
 impl Confidence {
+    /// Whether the bot answers on its own at this confidence.
+    pub fn answers(&self) -> bool {
+        self.value >= self.answer_at
+    }
+
     /// By the knowledge base's verifier for the message's script group when
     /// there is one (`evidence` is None without candidates), else by the
     /// configured calibration and thresholds.
@@ -221,7 +226,7 @@ pub fn decide(
         return decision(Action::Handoff, reason, None);
     }
     match candidates.first() {
-        Some(best) if confidence >= judged.answer_at => decision(Action::Answer, Reason::Confident, Some(best.faq)),
+        Some(best) if judged.answers() => decision(Action::Answer, Reason::Confident, Some(best.faq)),
         _ if unresolved_turns >= cfg.max_unresolved_turns => decision(Action::Handoff, Reason::Unresolved, None),
         Some(_) if confidence >= judged.clarify_at => decision(Action::Clarify, Reason::Ambiguous, None),
         _ => decision(Action::Handoff, Reason::NoConfidentMatch, None),

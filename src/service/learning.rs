@@ -64,7 +64,7 @@ impl Learning {
                 continue;
             }
             let reading = read_message(&engine, &q, &no_context, None, 5)?;
-            if reading.judged.value < reading.judged.answer_at {
+            if !reading.judged.answers() {
                 questions.push(q);
             }
         }

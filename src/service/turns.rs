@@ -7,7 +7,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::availability::{Offline, OfflineReason, Presence, ServiceHours, offline};
+use super::availability::{Offline, Presence, ServiceHours, offline};
 use super::knowledge::Knowledge;
 use super::{ServiceError, message_text, now};
 use crate::config::Config;
@@ -80,10 +80,6 @@ impl ContactKind {
             ContactKind::Email => "email",
             ContactKind::Wangwang => "wangwang",
         }
-    }
-
-    pub fn parse(name: &str) -> Option<ContactKind> {
-        [ContactKind::Phone, ContactKind::Email, ContactKind::Wangwang].into_iter().find(|k| k.name() == name)
     }
 
     /// The contact as stored (spaces and dashes out of phone numbers), or why it is not one.
@@ -183,12 +179,14 @@ impl Turns {
         Turns { config, knowledge, store, hours, presence }
     }
 
-    /// Whether no human can answer now, and the notice saying so.
-    fn offline(&self, locale: &str) -> Option<(Offline, String)> {
+    /// Whether no human can answer now, and when service resumes as a
+    /// shopper of `locale` reads it.
+    fn unavailable(&self, locale: &str) -> Option<Unavailable> {
         let hours = self.hours.as_ref()?;
-        let o = offline(Some(hours), &self.presence, now())?;
-        let notice = offline_notice(locale, &o, hours);
-        Some((o, notice))
+        let now = now();
+        let offline = offline(Some(hours), &self.presence, now)?;
+        let back_at = offline.resumes_at.map(|at| hours.clock(at, now, is_zh(locale)));
+        Some(Unavailable { offline, back_at })
     }
 
     /// Answers one shopper message. Work that has not reached the database
@@ -242,9 +240,9 @@ impl Turns {
         if conversation.status == ConversationStatus::Handoff && decision.action != Action::Answer {
             // Waiting for a human: the message is stored for the agent, and the
             // shopper is told where they stand; the bot still answers what it can.
-            let offline = self.offline(&locale);
-            turn.bot_reply = Some(match &offline {
-                Some((_, notice)) => notice.clone(),
+            let unavailable = self.unavailable(&locale);
+            turn.bot_reply = Some(match &unavailable {
+                Some(u) => offline_notice(&locale, u),
                 None => waiting_notice(&locale, self.store.tickets_ahead(&conversation.id)?),
             });
             check_deadline(deadline)?;
@@ -258,7 +256,7 @@ impl Turns {
                 choices: Vec::new(),
                 reason: Reason::WaitingForAgent,
                 decision_id: None,
-                offline: offline.map(|(o, _)| o),
+                offline: unavailable.map(|u| u.offline),
             });
         }
         let faq_id = decision.faq.map(|f| kb.faqs[f].id.clone());
@@ -270,8 +268,8 @@ impl Turns {
                 .collect(),
             _ => Vec::new(),
         };
-        let offline = match decision.action {
-            Action::Handoff => self.offline(&locale),
+        let unavailable = match decision.action {
+            Action::Handoff => self.unavailable(&locale),
             _ => None,
         };
         let reply = match (decision.action, decision.small_talk) {
@@ -280,8 +278,8 @@ impl Turns {
                 decision.faq.and_then(|f| kb.faqs[f].answer_for(&locale)).map(|(_, a)| a.to_string())
             }
             (Action::Clarify, _) => Some(clarify_prompt(&locale).to_string()),
-            (Action::Handoff, _) => Some(match &offline {
-                Some((_, notice)) => notice.clone(),
+            (Action::Handoff, _) => Some(match &unavailable {
+                Some(u) => offline_notice(&locale, u),
                 None => handoff_notice(&locale, self.store.tickets_ahead(&conversation.id)?),
             }),
         };
@@ -308,7 +306,7 @@ impl Turns {
             choices,
             reason: decision.reason,
             decision_id,
-            offline: offline.map(|(o, _)| o),
+            offline: unavailable.map(|u| u.offline),
         })
     }
 
@@ -319,10 +317,8 @@ impl Turns {
         let contact = req.contact.kind.check(&req.contact.value).map_err(ServiceError::Invalid)?;
         let conversation = self.store.conversation(conversation_id)?;
         let message = self.store.leave_message(conversation_id, req.contact.kind.name(), &contact, text)?;
-        let resumes = self.offline(&conversation.locale).and_then(|(o, _)| o.resumes_at);
-        let zh = is_zh(&conversation.locale);
-        let resumes = self.hours.as_ref().zip(resumes).map(|(h, at)| h.clock(at, now(), zh));
-        let notice = match (zh, resumes) {
+        let back_at = self.unavailable(&conversation.locale).and_then(|u| u.back_at);
+        let notice = match (is_zh(&conversation.locale), back_at) {
             (true, Some(at)) => format!("留言已收到，客服 {at} 上线后会第一时间联系您。"),
             (true, None) => "留言已收到，客服会尽快联系您。".to_string(),
             (false, Some(at)) => format!("Message received; an agent will contact you after {at}."),
@@ -336,7 +332,7 @@ impl Turns {
         let t = self.store.transcript(conversation_id)?;
         let waiting = t.conversation.status == ConversationStatus::Handoff;
         let offline = match waiting {
-            true => self.offline(&t.conversation.locale).map(|(o, _)| o),
+            true => self.unavailable(&t.conversation.locale).map(|u| u.offline),
             false => None,
         };
         Ok(ShopperTranscript {
@@ -489,22 +485,27 @@ fn handoff_notice(locale: &str, ahead: usize) -> String {
     }
 }
 
+/// Why no human can answer now; `back_at` (outside hours only) is when
+/// service resumes, as the shopper reads it.
+struct Unavailable {
+    offline: Offline,
+    back_at: Option<String>,
+}
+
 /// No human can answer now: when they can, and how to leave a message.
-fn offline_notice(locale: &str, o: &Offline, hours: &ServiceHours) -> String {
-    let window = &o.hours;
-    match (is_zh(locale), o.reason, o.resumes_at) {
-        (true, OfflineReason::OutsideHours, Some(at)) => format!(
-            "现在是非服务时间（人工客服服务时间 {window}），客服将于 {} 上线。您可以留言并留下手机号、旺旺号或邮箱，客服上线后会第一时间联系您；常见问题我也可以先为您解答。",
-            hours.clock(at, now(), true)
+fn offline_notice(locale: &str, u: &Unavailable) -> String {
+    let window = &u.offline.hours;
+    match (is_zh(locale), &u.back_at) {
+        (true, Some(at)) => format!(
+            "现在是非服务时间（人工客服服务时间 {window}），客服将于 {at} 上线。您可以留言并留下手机号、旺旺号或邮箱，客服上线后会第一时间联系您；常见问题我也可以先为您解答。"
         ),
-        (true, ..) => format!(
+        (true, None) => format!(
             "当前暂无人工客服在线（服务时间 {window}）。您可以留言并留下手机号、旺旺号或邮箱，客服看到后会第一时间联系您；常见问题我也可以先为您解答。"
         ),
-        (false, OfflineReason::OutsideHours, Some(at)) => format!(
-            "Our agents are offline now (service hours {window}, store time) and back at {}. Leave a message with your phone, Wangwang id or e-mail and they will contact you; meanwhile I can answer common questions.",
-            hours.clock(at, now(), false)
+        (false, Some(at)) => format!(
+            "Our agents are offline now (service hours {window}, store time) and back at {at}. Leave a message with your phone, Wangwang id or e-mail and they will contact you; meanwhile I can answer common questions."
         ),
-        (false, ..) => format!(
+        (false, None) => format!(
             "No agent is online right now (service hours {window}, store time). Leave a message with your phone, Wangwang id or e-mail and an agent will contact you; meanwhile I can answer common questions."
         ),
     }

@@ -189,6 +189,14 @@
     log.appendChild(form);
     log.scrollTop = log.scrollHeight;
   }
+  // Waiting for an agent: say that one is coming, that the message is left,
+  // or that none can answer now and offer to leave a message.
+  function handedOff(offline, left) {
+    if (left) waiting("left");
+    else if (offline) { waiting("offline"); leaveForm(); }
+    else waiting("handoff");
+    listen();
+  }
   // A reload or a later visit: show the conversation so far, agent replies included.
   async function restore() {
     if (!conversationId) return;
@@ -199,12 +207,8 @@
       const d = await r.json();
       for (const m of d.messages) add(m.role, m.text);
       if (d.status === "closed") { add("note", T[locale].closed).className = "xe-note"; return; }
-      if (d.status === "handoff") {
-        if (d.message_left) waiting("left");
-        else if (d.offline) { waiting("offline"); leaveForm(); }
-        else waiting("handoff");
-      }
-      listen();
+      if (d.status === "handoff") handedOff(d.offline, d.message_left);
+      else listen();
     } catch (_) { /* offline: the conversation goes on when the shopper writes */ }
   }
   // The agent closed the conversation: say so; the next message starts a new one.
@@ -238,13 +242,8 @@
         if (d.action === "answer" && d.faq_id && d.decision_id) thumbs(m, d.decision_id);
       }
       if (d.action === "clarify") choices(d.choices);
-      if (d.action === "handoff") {
-        // Once a message is left, the banner keeps saying so.
-        const left = bannerText === "left" && banner.classList.contains("on");
-        if (!left && d.offline) { waiting("offline"); leaveForm(); }
-        else if (!left) waiting("handoff");
-        listen();
-      }
+      // Once a message is left, the banner keeps saying so.
+      if (d.action === "handoff") handedOff(d.offline, bannerText === "left" && banner.classList.contains("on"));
     } catch (_) {
       add("bot", T[locale].error);
     }
