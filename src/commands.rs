@@ -426,13 +426,24 @@ fn print_conversation_report(r: &ConversationReport) {
         println!("  {:?} script: answer at confidence >= {:.3}, {fitted}", g.group, g.answer_threshold);
     }
     println!(
-        "  {:<13} {:>4} {:>6} {:>7} {:>7} {:>5} {:>5} | {:>5} {:>5} {:>9} {:>9} | handoff reasons",
-        "type", "n", "answer", "clarify", "handoff", "small", "error", "right", "wrong", "clar+gold", "clar-gold"
+        "  {:<13} {:>4} {:>6} {:>7} {:>7} {:>5} {:>5} | {:>5} {:>5} {:>9} {:>9} {:>5} | handoff reasons",
+        "type",
+        "n",
+        "answer",
+        "clarify",
+        "handoff",
+        "small",
+        "error",
+        "right",
+        "wrong",
+        "clar+gold",
+        "clar-gold",
+        "top1"
     );
-    for t in &r.by_type {
+    for t in r.by_type.iter().chain([&r.follow_ups].into_iter().filter(|t| t.items > 0)) {
         let reasons: Vec<String> = t.handoff_reasons.iter().map(|(k, n)| format!("{k} {n}")).collect();
         println!(
-            "  {:<13} {:>4} {:>6} {:>7} {:>7} {:>5} {:>5} | {:>5} {:>5} {:>9} {:>9} | {}",
+            "  {:<13} {:>4} {:>6} {:>7} {:>7} {:>5} {:>5} | {:>5} {:>5} {:>9} {:>9} {:>5} | {}",
             t.kind,
             t.items,
             t.answered,
@@ -444,6 +455,7 @@ fn print_conversation_report(r: &ConversationReport) {
             t.answered_wrong,
             t.clarified_with_gold,
             t.clarified_without_gold,
+            t.ranked_first,
             reasons.join(", ")
         );
     }

@@ -19,6 +19,8 @@ const ITEMS: &str = r#"
 {"query": "别跟我说这些了，帮我转人工", "type": "human"}
 {"query": "我要投诉你们，东西一直不发货", "type": "complaint"}
 {"query": "今天天气怎么样", "type": "oos_out"}
+{"query": "那神仙水呢", "history": ["小黑瓶是哪国生产的"], "type": "pos", "gold": ["p-skii-essence-origin"]}
+{"query": "孕妇能用吗", "history": ["雅诗兰黛小棕瓶一次用几滴"], "type": "pos", "gold": ["p-esteelauder-anr-suits"]}
 "#;
 
 #[test]
@@ -27,7 +29,7 @@ fn labelled_chats_run_through_the_answering_service() {
     let file = tmp.path().join("items.jsonl");
     std::fs::write(&file, ITEMS).unwrap();
     let items = load_conversation_items(&file).unwrap();
-    assert_eq!(items.len(), 8);
+    assert_eq!(items.len(), 10);
 
     let config = Config { data_dir: tmp.path().join("unused"), ..Config::default() };
     let model = Arc::new(Embedder::load(&config.model_dir, 256).expect("`make models` first"));
@@ -39,12 +41,12 @@ fn labelled_chats_run_through_the_answering_service() {
         })
         .unwrap();
     let o: &[ItemOutcome] = &r.outcomes;
-    assert_eq!(ticks.into_inner(), 8);
-    assert_eq!((r.items, r.turns, r.faqs), (8, 9, 210), "the history message is sent too");
+    assert_eq!(ticks.into_inner(), 10);
+    assert_eq!((r.items, r.turns, r.faqs), (10, 13, 210), "the history messages are sent too");
 
     // Types in the report's order, with their item counts; every item has an action.
     let kinds: Vec<(&str, usize)> = r.by_type.iter().map(|t| (t.kind.as_str(), t.items)).collect();
-    assert_eq!(kinds, [("pos", 5), ("human", 1), ("complaint", 1), ("oos_out", 1)]);
+    assert_eq!(kinds, [("pos", 7), ("human", 1), ("complaint", 1), ("oos_out", 1)]);
     for t in &r.by_type {
         assert_eq!(t.answered + t.clarified + t.handed_off, t.items, "{t:?}");
         assert_eq!(t.errors, 0);
@@ -88,12 +90,24 @@ fn labelled_chats_run_through_the_answering_service() {
     assert!(!o[0].candidates.iter().any(|c| c == "return-7day"), "{:?}", o[0]);
     assert!(o[0].candidates.iter().any(|c| c == "return-shipping-fee"), "{:?}", o[0]);
 
+    // A follow-up naming another product asks the earlier question about
+    // it; one naming none stays with the product the earlier question named.
+    assert_eq!(o[8].candidates.first().map(String::as_str), Some("p-skii-essence-origin"), "{:?}", o[8]);
+    assert_eq!(o[9].candidates.first().map(String::as_str), Some("p-esteelauder-anr-suits"), "{:?}", o[9]);
+    // Follow-ups (items with history) are reported on their own as well.
+    let f = &r.follow_ups;
+    assert_eq!((f.items, f.answered + f.clarified + f.handed_off), (3, 3), "{f:?}");
+    let first =
+        [0, 8, 9].iter().filter(|&&i| o[i].candidates.first().is_some_and(|c| items[i].gold.contains(c))).count();
+    assert_eq!(f.ranked_first, first);
+    assert!(f.ranked_first >= 2, "{f:?}");
+
     // Overall figures agree with the outcomes, and the curve at the
     // configured threshold reproduces what the service actually did.
     let answered = o.iter().filter(|x| x.action == Some(Action::Answer)).count();
     let right = o.iter().filter(|x| x.correct).count();
     assert_eq!((r.answered, r.answered_right, r.wrong_answers), (answered, right, answered - right));
-    assert!((r.auto_answer_rate - answered as f64 / 8.0).abs() < 1e-9);
+    assert!((r.auto_answer_rate - answered as f64 / 10.0).abs() < 1e-9);
     let at_config = r.curve.last().unwrap();
     assert_eq!(at_config.threshold, config.decision.answer_threshold);
     assert!((at_config.auto_answer_rate - r.auto_answer_rate).abs() < 1e-9, "{at_config:?}");

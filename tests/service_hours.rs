@@ -37,8 +37,11 @@ async fn outside_hours_the_shopper_leaves_a_message_that_heads_the_queue() {
     })
     .await;
 
-    // An earlier shopper waits without leaving a message.
-    let earlier = handed_off(&server, "转人工").await;
+    // An earlier shopper, offered 猜你想问 choices, waits without leaving a message.
+    let clarified = server.ask(json!({"text": "跨境綜合稅怎麼算"})).await;
+    assert_eq!(clarified["action"], "clarify", "{clarified}");
+    let earlier = server.ask(json!({"conversation_id": clarified["conversation_id"], "text": "转人工"})).await;
+    assert_eq!(earlier["action"], "handoff", "{earlier}");
     // This shopper greets, asks, then asks for a human at night.
     let hello = server.ask(json!({"text": "在吗"})).await;
     assert_eq!(hello["reason"], "small_talk", "{hello}");
@@ -106,7 +109,13 @@ async fn outside_hours_the_shopper_leaves_a_message_that_heads_the_queue() {
     assert_eq!(queue[0]["last_message"], "收到的神仙水瓶子碎了，明天联系我");
     assert_eq!(queue[0]["answered_faq_id"], "return-7day");
     assert!(queue[0]["answered_question"].as_str().unwrap().contains("七天无理由"), "{:?}", queue[0]);
+    assert_eq!(queue[0]["offered_faq_ids"], json!([]), "no choices were offered to this shopper");
+    // The other ticket shows the choices its shopper was offered, with their questions.
     assert_eq!(queue[1]["conversation_id"], earlier["conversation_id"]);
+    let offered: Vec<&Value> = clarified["choices"].as_array().unwrap().iter().map(|c| &c["faq_id"]).collect();
+    assert_eq!(queue[1]["offered_faq_ids"].as_array().unwrap().iter().collect::<Vec<_>>(), offered);
+    let questions: Vec<&Value> = clarified["choices"].as_array().unwrap().iter().map(|c| &c["question"]).collect();
+    assert_eq!(queue[1]["offered_questions"].as_array().unwrap().iter().collect::<Vec<_>>(), questions);
 
     // The agent replies later; the shopper's page reads it on the next visit.
     let (status, _) =

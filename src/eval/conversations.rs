@@ -100,6 +100,8 @@ pub struct TypeReport {
     /// `pos` only: clarified with a gold FAQ among the choices, or without.
     pub clarified_with_gold: usize,
     pub clarified_without_gold: usize,
+    /// `pos` only: a gold FAQ ranked first, whatever the action.
+    pub ranked_first: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -120,6 +122,8 @@ pub struct ConversationReport {
     pub precision: f64,
     pub wrong_answers: usize,
     pub by_type: Vec<TypeReport>,
+    /// The `pos` items with `history` (follow-ups), also counted in `by_type`.
+    pub follow_ups: TypeReport,
     /// Auto-answer precision / coverage had the answer threshold been each
     /// of `CURVE_THRESHOLDS` and the configured one (see [`answered_at`]).
     pub curve: Vec<CurvePoint>,
@@ -265,6 +269,41 @@ pub fn answered_at(o: &ItemOutcome, threshold: f32) -> Option<&str> {
     }
 }
 
+impl TypeReport {
+    fn add(&mut self, item: &ConversationItem, o: &ItemOutcome) {
+        self.items += 1;
+        let gold_shown = o.choices.iter().any(|c| item.gold.contains(c));
+        match o.action {
+            None => self.errors += 1,
+            Some(Action::Answer) if o.reason == Some(Reason::SmallTalk) => self.small_talk += 1,
+            Some(Action::Answer) => {
+                self.answered += 1;
+                match o.correct {
+                    true => self.answered_right += 1,
+                    false => self.answered_wrong += 1,
+                }
+            }
+            Some(Action::Clarify) => {
+                self.clarified += 1;
+                if item.is_pos() {
+                    match gold_shown {
+                        true => self.clarified_with_gold += 1,
+                        false => self.clarified_without_gold += 1,
+                    }
+                }
+            }
+            Some(Action::Handoff) => {
+                self.handed_off += 1;
+                let reason = o.reason.map_or("unknown", Reason::name);
+                *self.handoff_reasons.entry(reason.to_string()).or_default() += 1;
+            }
+        }
+        if item.is_pos() && o.candidates.first().is_some_and(|c| item.gold.contains(c)) {
+            self.ranked_first += 1;
+        }
+    }
+}
+
 fn report(
     items: &[ConversationItem],
     outcomes: Vec<ItemOutcome>,
@@ -281,33 +320,11 @@ fn report(
                 by_type.last_mut().expect("just pushed")
             }
         };
-        t.items += 1;
-        let gold_shown = o.choices.iter().any(|c| item.gold.contains(c));
-        match o.action {
-            None => t.errors += 1,
-            Some(Action::Answer) if o.reason == Some(Reason::SmallTalk) => t.small_talk += 1,
-            Some(Action::Answer) => {
-                t.answered += 1;
-                match o.correct {
-                    true => t.answered_right += 1,
-                    false => t.answered_wrong += 1,
-                }
-            }
-            Some(Action::Clarify) => {
-                t.clarified += 1;
-                if item.is_pos() {
-                    match gold_shown {
-                        true => t.clarified_with_gold += 1,
-                        false => t.clarified_without_gold += 1,
-                    }
-                }
-            }
-            Some(Action::Handoff) => {
-                t.handed_off += 1;
-                let reason = o.reason.map_or("unknown", Reason::name);
-                *t.handoff_reasons.entry(reason.to_string()).or_default() += 1;
-            }
-        }
+        t.add(item, o);
+    }
+    let mut follow_ups = TypeReport { kind: "pos follow-up".into(), ..TypeReport::default() };
+    for (item, o) in items.iter().zip(&outcomes).filter(|(i, _)| i.is_pos() && !i.history.is_empty()) {
+        follow_ups.add(item, o);
     }
     let rank = |kind: &str| TYPE_ORDER.iter().position(|k| *k == kind).unwrap_or(TYPE_ORDER.len());
     by_type.sort_by_key(|t| rank(&t.kind)); // stable: unknown types keep file order
@@ -327,6 +344,7 @@ fn report(
         precision: if answered == 0 { 1.0 } else { ratio(right, answered) },
         wrong_answers: answered - right,
         by_type,
+        follow_ups,
         curve: thresholds.into_iter().map(|t| curve_point(items, &outcomes, t)).collect(),
         outcomes,
     }

@@ -21,7 +21,7 @@ use crate::retrieval::{Candidate, ProductContext, RetrievalError, Retriever};
 use crate::text::detect_locale;
 
 /// Bumped whenever the evidence or the sampling changes.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 /// Candidates looked at per pseudo-query (the decision sees as many).
 const K: usize = 5;
 /// Phrasings asked per FAQ at most (bounds the work on huge entries).

@@ -49,6 +49,15 @@ impl Retriever {
         (0..self.product_names.len()).filter(|&p| self.product_names[p].iter().any(|n| folded.contains(n))).collect()
     }
 
+    /// `text` folded, with every product name and alias it contains taken
+    /// out (longest first, so "sk2神仙水" goes whole): what it asks about
+    /// products in general.
+    pub fn without_product_names(&self, text: &str) -> String {
+        let mut names: Vec<&String> = self.product_names.iter().flatten().collect();
+        names.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        names.iter().fold(fold(text), |t, n| t.replace(n.as_str(), " "))
+    }
+
     /// The evidence vector for `candidates[0]` (ranked, best first) as an
     /// answer to `text`; None without candidates.
     pub fn evidence(
@@ -92,12 +101,17 @@ impl Retriever {
     }
 }
 
-/// Folded names and aliases of each product (at least two characters).
+/// Folded names and aliases of each product (at least two characters), and
+/// its brand when no other product has it ("松下那款" is the one 松下).
 pub(super) fn product_names(kb: &crate::kb::KnowledgeBase) -> Vec<Vec<String>> {
+    let sole_of_brand =
+        |brand: &String| !brand.is_empty() && kb.products.iter().filter(|p| &p.brand == brand).count() == 1;
     kb.products
         .iter()
         .map(|p| {
-            std::iter::once(&p.name).chain(&p.aliases).map(|n| fold(n)).filter(|n| n.chars().count() >= 2).collect()
+            let brand = Some(&p.brand).filter(|b| sole_of_brand(b));
+            let names = std::iter::once(&p.name).chain(&p.aliases).chain(brand);
+            names.map(|n| fold(n)).filter(|n| n.chars().count() >= 2).collect()
         })
         .collect()
 }

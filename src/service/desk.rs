@@ -29,13 +29,17 @@ impl Desk {
         Desk { config, knowledge, learning, store }
     }
 
-    /// The queue, with the question of the FAQ the bot last answered each shopper with.
+    /// The queue, with the questions of what the bot offered each shopper
+    /// (its last automatic answer, its last 猜你想问 choices).
     pub fn handoffs(&self) -> Result<Vec<Handoff>, ServiceError> {
         let mut queue = self.store.handoffs()?;
         let engine = self.knowledge.engine();
+        let kb = engine.retriever.kb();
+        let question = |id: &String| kb.faq(id).map(|f| f.question.clone());
         for h in &mut queue {
-            let faq = h.answered_faq_id.as_deref().and_then(|id| engine.retriever.kb().faq(id));
-            h.answered_question = faq.map(|f| f.question.clone());
+            h.answered_question = h.answered_faq_id.as_ref().and_then(question);
+            h.offered_questions =
+                h.offered_faq_ids.iter().map(|id| question(id).unwrap_or_else(|| id.clone())).collect();
         }
         Ok(queue)
     }

@@ -284,7 +284,13 @@ impl Turns {
             }),
         };
         // Small talk is no topic a follow-up could refer to.
-        turn.topic_question = (!is_follow_up(text) && decision.reason != Reason::SmallTalk).then(|| text.to_string());
+        turn.topic_question = match reading.restated {
+            Some(restated) => Some(restated),
+            // A follow-up with nothing before it ("这个孕妇能吃吗" on a product
+            // page) is the conversation's first topic.
+            None => ((!is_follow_up(text) || context.question.is_none()) && decision.reason != Reason::SmallTalk)
+                .then(|| text.to_string()),
+        };
         turn.unresolved = decision.action == Action::Clarify;
         turn.handoff_reason = (decision.action == Action::Handoff).then_some(decision.reason);
         turn.bot_reply = reply.clone();
@@ -294,6 +300,7 @@ impl Turns {
             faq_id: faq_id.clone(),
             confidence: decision.confidence,
             candidates_json: candidates_json(&engine, &candidates),
+            choices: choices.iter().map(|c| c.faq_id.clone()).collect(),
         });
         check_deadline(deadline)?;
         let decision_id = self.store.record_turn(&turn)?;
@@ -366,15 +373,21 @@ pub(super) struct Reading {
     pub judged: Confidence,
     /// The message cleaned (what requests and intents are read from).
     pub text: String,
+    /// The question a follow-up that names another product stands for
+    /// ("那小黑瓶呢" after "神仙水哪里产的": "小黑瓶 哪里产的"): the
+    /// conversation's topic from now on.
+    pub restated: Option<String>,
 }
 
 /// Reads a shopper message as the engine should match it: cleaned (cards,
-/// placeholders, greetings, repeats gone); on a product page a message that
-/// names no product may be about that product (it is read a second time
-/// with the product's short name joined: "发什么快递" is not, "这个一次用几滴"
-/// is), one that names another product is about that one; a long message is also
-/// read clause by clause (each question clause alone), and the reading the
-/// verifier trusts most wins. `k` candidates.
+/// placeholders, greetings, repeats gone); about the product it names, else
+/// the one the conversation's question named, else the page's; a message
+/// that names no product may be about that product (it is read a second
+/// time with the product's short name joined: "发什么快递" is not, "这个一次
+/// 用几滴" is); a long message is also read clause by clause (each question
+/// clause alone); a follow-up that names another product is also read as
+/// the previous question about that product; the reading the verifier
+/// trusts most wins. `k` candidates.
 pub(super) fn read_message(
     engine: &Engine,
     text: &str,
@@ -387,37 +400,47 @@ pub(super) fn read_message(
     let cfg = &engine.config.decision;
     let cleaned = clean(text);
     let named = retriever.products_named(&cleaned.text);
+    let only = |products: Vec<usize>| (products.len() == 1).then(|| products[0]);
+    let earlier = context.question.and_then(|q| only(retriever.products_named(q)));
     let product = match named.as_slice() {
-        [] => page.and_then(|id| kb.products.iter().position(|p| p.id == id)),
+        [] => earlier.or_else(|| page.and_then(|id| kb.products.iter().position(|p| p.id == id))),
         [one] => Some(*one),
         _ => None,
     };
     let filter = Filter { product_id: product.map(|p| kb.products[p].id.as_str()), now: Some(now()) };
     let products = ProductContext { page: filter.product_id, named: named.clone() };
+    let short_name = |p: usize| {
+        let p = &kb.products[p];
+        p.aliases.first().unwrap_or(&p.name).clone()
+    };
     // "这个一次用几滴" on the 神仙水 page reads as "神仙水 这个一次用几滴"
     // (Chinese only: the names are, and a mixed query misleads the verifier).
     let group = ScriptGroup::of_locale(detect_locale(text));
-    let subject = product.filter(|_| named.is_empty() && group == ScriptGroup::Chinese).map(|p| {
-        let p = &kb.products[p];
-        p.aliases.first().unwrap_or(&p.name).clone()
-    });
+    let subject = product.filter(|_| named.is_empty() && group == ScriptGroup::Chinese).map(short_name);
+    let restated = match (context.question, named.as_slice()) {
+        (Some(previous), [p]) if is_follow_up(&cleaned.text) => {
+            Some(format!("{} {}", short_name(*p), retriever.without_product_names(previous).trim()))
+        }
+        _ => None,
+    };
     let calibration = engine.calibration();
     let verifier = calibration.group(group);
-    let mut best: Option<Reading> = None;
     let parts = std::iter::once(&cleaned.text).chain(&cleaned.questions);
     let readings = parts.flat_map(|part| {
-        let with_subject = subject.iter().map(move |name| (part, format!("{name} {part}")));
-        with_subject.chain([(part, part.clone())])
+        let with_subject = subject.iter().map(move |name| (format!("{name} {part}"), is_follow_up(part)));
+        with_subject.chain([(part.clone(), is_follow_up(part))])
     });
-    for (part, query) in readings {
-        let candidates = retrieve_in_context(engine, &query, is_follow_up(part), context, &filter, k)?;
+    let mut best: Option<(Vec<Candidate>, Confidence)> = None;
+    for (query, follow_up) in readings.chain(restated.clone().map(|r| (r, false))) {
+        let candidates = retrieve_in_context(engine, &query, follow_up, context, &filter, k)?;
         let evidence = retriever.evidence(&query, &candidates, &products);
         let judged = Confidence::judge(verifier, evidence.as_ref().map(|e| &e[..]), &candidates, cfg);
-        if best.as_ref().is_none_or(|b| judged.value > b.judged.value) {
-            best = Some(Reading { candidates, judged, text: cleaned.text.clone() });
+        if best.as_ref().is_none_or(|(_, b)| judged.value > b.value) {
+            best = Some((candidates, judged));
         }
     }
-    Ok(best.expect("the whole message is always read"))
+    let (candidates, judged) = best.expect("the whole message is always read");
+    Ok(Reading { candidates, judged, text: cleaned.text, restated })
 }
 
 /// Candidates for `text`; a follow-up ("那运费呢?") is searched both alone

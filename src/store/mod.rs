@@ -31,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0003_ratings.sql"),
     include_str!("../../migrations/0004_proposals.sql"),
     include_str!("../../migrations/0005_messages_left.sql"),
+    include_str!("../../migrations/0006_clarify_choices.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -197,9 +198,19 @@ impl Store {
         let mut decision_id = None;
         if let Some(d) = &turn.decision {
             tx.execute(
-                "INSERT INTO decisions (conversation_id, message_id, action, reason, faq_id, confidence, candidates, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![turn.conversation_id, message_id, d.action, d.reason, d.faq_id, d.confidence, d.candidates_json, now],
+                "INSERT INTO decisions (conversation_id, message_id, action, reason, faq_id, confidence, candidates, choices, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    turn.conversation_id,
+                    message_id,
+                    d.action,
+                    d.reason,
+                    d.faq_id,
+                    d.confidence,
+                    d.candidates_json,
+                    (!d.choices.is_empty()).then(|| serde_json::to_string(&d.choices).expect("strings serialize")),
+                    now
+                ],
             )?;
             decision_id = Some(tx.last_insert_rowid());
         }
@@ -389,7 +400,9 @@ impl Store {
                      ORDER BY id DESC LIMIT 1),
                     t.contact_kind, t.contact, t.message_left_at,
                     (SELECT faq_id FROM decisions d WHERE d.conversation_id = t.conversation_id
-                       AND d.action = 'answer' AND d.faq_id IS NOT NULL ORDER BY id DESC LIMIT 1)
+                       AND d.action = 'answer' AND d.faq_id IS NOT NULL ORDER BY id DESC LIMIT 1),
+                    (SELECT choices FROM decisions d WHERE d.conversation_id = t.conversation_id
+                       AND d.choices IS NOT NULL ORDER BY id DESC LIMIT 1)
              FROM tickets t JOIN conversations c ON c.id = t.conversation_id
              WHERE t.status = 'open'
              ORDER BY t.message_left_at IS NULL, t.message_left_at, t.created_at, t.id",
@@ -411,6 +424,11 @@ impl Store {
                 message_left_at: r.get(9)?,
                 answered_faq_id: r.get(10)?,
                 answered_question: None,
+                offered_faq_ids: r
+                    .get::<_, Option<String>>(11)?
+                    .and_then(|j| serde_json::from_str(&j).ok())
+                    .unwrap_or_default(),
+                offered_questions: Vec::new(),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -141,6 +141,10 @@ pub struct Handoff {
     pub answered_faq_id: Option<String>,
     /// … and that FAQ's question.
     pub answered_question: Option<String>,
+    /// The 猜你想问 choices the bot last offered (FAQ ids) …
+    pub offered_faq_ids: Vec<String>,
+    /// … and their questions, in the same order (an entry deleted since: its id).
+    pub offered_questions: Vec<String>,
 }
 
 /// A decision as stored with the turn.
@@ -151,6 +155,8 @@ pub struct DecisionRecord {
     pub faq_id: Option<String>,
     pub confidence: f32,
     pub candidates_json: String,
+    /// The 猜你想问 choices offered (clarify), FAQ ids.
+    pub choices: Vec<String>,
 }
 
 /// Everything one shopper turn changes.
