@@ -240,3 +240,69 @@ test("outside service hours the shopper leaves a message, reloads, and later rea
   await shopper.screenshot({ path: join(shots, "widget-agent-reply-later.png") });
   await profile.close();
 });
+
+test("two agents log in: one takes the shopper, the other cannot answer; a transfer; the shopper sees who replies", { timeout: 300_000 }, async () => {
+  // An admin creates two accounts through the API (the console's own login then uses them).
+  for (const [login, display_name] of [["li", "小李"], ["wang", "小王"]]) {
+    const r = await fetch(url + "/v1/agents", {
+      method: "POST",
+      headers: { authorization: "Bearer " + KEY, "content-type": "application/json" },
+      body: JSON.stringify({ login, display_name, role: "agent", password: `${login}-password-1` }),
+    });
+    assert.equal(r.status, 201, await r.text());
+  }
+  const consoleOf = async (login, viewport) => {
+    const page = await browser.newPage({ viewport });
+    await page.goto(url + "/agent");
+    await page.getByTestId("login-name").fill(login);
+    await page.getByTestId("password").fill(`${login}-password-1`);
+    await page.getByTestId("login").click();
+    await page.getByTestId("queue").waitFor();
+    return page;
+  };
+  // 小李 on a desktop, 小王 on a tablet in portrait (768 px wide).
+  const li = await consoleOf("li", { width: 1280, height: 800 });
+  const wang = await consoleOf("wang", { width: 768, height: 1024 });
+  assert.match(await li.getByTestId("who").innerText(), /小李/);
+
+  const shopper = await browser.newPage({ viewport: { width: 390, height: 844 }, locale: "zh-CN" });
+  await shopper.goto(url + "/");
+  await shopper.getByTestId("xiaoer-open").click();
+  const input = shopper.getByTestId("xiaoer-input");
+  await input.fill("面霜盖子裂开了 漏了一半 找人工");
+  await input.press("Enter");
+  await shopper.getByTestId("xiaoer-handoff").waitFor({ state: "visible", timeout: 30_000 });
+
+  // Both consoles show the new handoff live; 小李 takes it.
+  const ticketAt = (page) => page.getByTestId("ticket").filter({ hasText: "盖子裂开了" });
+  await ticketAt(li).waitFor({ timeout: 30_000 });
+  await ticketAt(wang).waitFor({ timeout: 30_000 });
+  await ticketAt(li).getByTestId("take").click();
+  await li.getByTestId("owner-bar").filter({ hasText: "小李 处理中" }).waitFor({ timeout: 30_000 });
+  await ticketAt(wang).filter({ hasText: "小李 处理中" }).waitFor({ timeout: 30_000 });
+  assert.equal(await ticketAt(wang).getByTestId("take").count(), 0);
+
+  // 小王 opens it anyway and tries to answer: refused, and told who has it.
+  await ticketAt(wang).click();
+  await wang.locator("#reply-text").fill("我来处理");
+  await wang.locator("#reply button.primary").click();
+  await wang.getByTestId("notice").filter({ hasText: "小李" }).waitFor({ timeout: 30_000 });
+  await wang.screenshot({ path: join(shots, "agent-tablet.png") });
+
+  // 小李 answers; the shopper sees the reply signed 小李.
+  await li.locator("#reply-text").fill("您好，我是客服小李，马上为您处理破损补发");
+  await li.locator("#reply button.primary").click();
+  const log = shopper.getByTestId("xiaoer-log");
+  await log.locator('[data-role="agent"]', { hasText: "破损补发" }).filter({ hasText: "小李" }).waitFor({ timeout: 30_000 });
+
+  // 小李 transfers it to 小王, who can now answer; the shopper sees 小王's name.
+  await li.getByTestId("transfer-to").selectOption({ label: "小王" });
+  await li.getByTestId("transfer").click();
+  await li.getByTestId("owner-bar").filter({ hasText: "小王 处理中" }).waitFor({ timeout: 30_000 });
+  await ticketAt(wang).filter({ hasText: "我 处理中" }).waitFor({ timeout: 30_000 });
+  await ticketAt(wang).click();
+  await wang.locator("#reply-text").fill("您好，我是小王，接着为您跟进");
+  await wang.locator("#reply button.primary").click();
+  await log.locator('[data-role="agent"]', { hasText: "接着为您跟进" }).filter({ hasText: "小王" }).waitFor({ timeout: 30_000 });
+  assert.equal(await wang.getByTestId("notice").innerText(), "");
+});

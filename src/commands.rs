@@ -20,8 +20,8 @@ use crate::eval::{
 use crate::index::Filter;
 use crate::kb::{KbOptions, load_path};
 use crate::retrieval::Mode;
-use crate::service::Services;
-use crate::store::Store;
+use crate::service::{Accounts, NewAgent, Services};
+use crate::store::{AgentRole, Store};
 
 /// `xiaoer check`: validate the knowledge base.
 pub fn check(config: &Config) -> Result<()> {
@@ -288,6 +288,34 @@ pub fn kb_import(config: &Config, file: &Path, dry_run: bool, partial: bool) -> 
     }
     Store::open(&config.database_path())?.save_edits(&report.entries)?;
     println!("imported {} entries (live after `POST /v1/kb/reload` or a restart)", report.entries.len());
+    Ok(())
+}
+
+fn accounts(config: &Config) -> Result<Accounts> {
+    Ok(Accounts::new(Arc::new(Store::open(&config.database_path())?), config.server.session_hours))
+}
+
+/// `xiaoer agent add`: a console account (the password from the
+/// environment or standard input, never from the command line, which other
+/// users of the machine can read).
+pub fn agent_add(config: &Config, login: String, display_name: String, role: &str) -> Result<()> {
+    let role = AgentRole::parse(role).with_context(|| format!("--role {role:?}: `agent` or `admin`"))?;
+    let password = match std::env::var("XIAOER_AGENT_PASSWORD") {
+        Ok(p) => p,
+        Err(_) => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).context("reading the password from standard input")?;
+            line.trim_end_matches(['\r', '\n']).to_string()
+        }
+    };
+    let agent = accounts(config)?.create(&NewAgent { login, display_name, role, password })?;
+    println!("created {} agent {:?} ({}), id {}", agent.role.name(), agent.login, agent.display_name, agent.id);
+    Ok(())
+}
+
+/// `xiaoer agent list`: the accounts as JSON.
+pub fn agent_list(config: &Config) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(&accounts(config)?.list()?)?);
     Ok(())
 }
 

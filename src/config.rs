@@ -65,6 +65,8 @@ pub struct ServerConfig {
     /// Seconds to finish in-flight requests after SIGTERM / Ctrl-C before
     /// exiting anyway (default 10).
     pub shutdown_grace_secs: u64,
+    /// Hours an agent's console login lasts (default 12: one shift).
+    pub session_hours: u64,
 }
 
 impl Default for ServerConfig {
@@ -82,6 +84,7 @@ impl Default for ServerConfig {
             max_queued_answers: 64,
             request_timeout_secs: 30,
             shutdown_grace_secs: 10,
+            session_hours: 12,
         }
     }
 }

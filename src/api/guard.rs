@@ -18,6 +18,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{ApiError, AppState};
 use crate::config::ServerConfig;
+use crate::store::Actor;
 
 /// Longest request target answered with a JSON 414 (hyper itself refuses
 /// beyond 64 KiB, before any of this code runs).
@@ -117,12 +118,12 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
     next.run(req).await
 }
 
-/// Agent routes: the key in `Authorization: Bearer <key>` or `X-Api-Key`.
-pub async fn require_api_key(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    match header_key(req.headers()) {
-        Some(k) if key_matches(&state, k) => next.run(req).await,
-        _ => unauthorized(),
-    }
+/// Agent routes: who is calling, from `Authorization: Bearer <token>` (or
+/// `X-Api-Key`): the store's API key (automation, acting as an admin) or an
+/// agent's session token. The [`Actor`] goes into the request's extensions.
+pub async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let given = bearer(req.headers()).map(str::to_string);
+    admit(&state, given, req, next).await
 }
 
 #[derive(Deserialize)]
@@ -131,19 +132,47 @@ struct KeyParam {
 }
 
 /// The agents' event stream: EventSource cannot send headers, so `?key=`
-/// is accepted here (and only here); a header, when sent, decides.
-pub async fn require_api_key_or_query(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let ok = match header_key(req.headers()) {
-        Some(k) => key_matches(&state, k),
-        None => Query::<KeyParam>::try_from_uri(req.uri())
-            .ok()
-            .and_then(|q| q.0.key)
-            .is_some_and(|k| key_matches(&state, &k)),
-    };
-    if ok { next.run(req).await } else { unauthorized() }
+/// (API key or session token) is accepted here (and only here); a header,
+/// when sent, decides.
+pub async fn authenticate_with_query(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let given = bearer(req.headers())
+        .map(str::to_string)
+        .or_else(|| Query::<KeyParam>::try_from_uri(req.uri()).ok().and_then(|q| q.0.key));
+    admit(&state, given, req, next).await
 }
 
-fn header_key(headers: &HeaderMap) -> Option<&str> {
+/// Runs the request as the [`Actor`] `given` names, or answers 401.
+async fn admit(state: &AppState, given: Option<String>, mut req: Request, next: Next) -> Response {
+    match actor(state, given).await {
+        Ok(actor) => {
+            req.extensions_mut().insert(actor);
+            next.run(req).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Admin routes (accounts, knowledge edits): after [`authenticate`].
+pub async fn require_admin(req: Request, next: Next) -> Response {
+    match req.extensions().get::<Actor>() {
+        Some(a) if a.is_admin() => next.run(req).await,
+        Some(_) => ApiError::status(StatusCode::FORBIDDEN, "this needs an admin account").into_response(),
+        None => unauthorized(),
+    }
+}
+
+async fn actor(state: &AppState, given: Option<String>) -> Result<Actor, ApiError> {
+    let Some(given) = given else { return Err(unauthorized_error()) };
+    if key_matches(state, &given) {
+        return Ok(Actor::API_KEY);
+    }
+    let services = state.services.clone();
+    let agent = tokio::task::spawn_blocking(move || services.accounts.agent(&given)).await??;
+    agent.map(|a| Actor { agent: Some(a) }).ok_or_else(unauthorized_error)
+}
+
+/// The credential sent with a request (`Authorization: Bearer` or `X-Api-Key`).
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -156,8 +185,15 @@ fn key_matches(state: &AppState, given: &str) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+fn unauthorized_error() -> ApiError {
+    ApiError::status(
+        StatusCode::UNAUTHORIZED,
+        "missing, wrong or expired credentials (Authorization: Bearer <API key or session token>)",
+    )
+}
+
 fn unauthorized() -> Response {
-    ApiError::status(StatusCode::UNAUTHORIZED, "missing or wrong API key (Authorization: Bearer <key>)").into_response()
+    unauthorized_error().into_response()
 }
 
 /// Oversized request targets and headers get JSON errors like every other.

@@ -22,7 +22,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -36,12 +36,12 @@ pub use metrics::Metrics;
 use crate::decision::{Action, Reason};
 use crate::kb::{FaqInput, ImportReport};
 use crate::service::{
-    AnswerRequest, AnswerResponse, Choice, Contact, ContactKind, ImportOutcome, KbSummary, LeaveMessage, LeftMessage,
-    Offline, OfflineReason, ServiceError, Services, ShopperTranscript,
+    AgentUpdate, AnswerRequest, AnswerResponse, Choice, Contact, ContactKind, ImportOutcome, KbSummary, LeaveMessage,
+    LeftMessage, LoginRequest, NewAgent, Offline, OfflineReason, ServiceError, Services, Session, ShopperTranscript,
 };
 use crate::store::{
-    Conversation, ConversationStatus, FaqStats, FeedbackRecord, Handoff, Message, Proposal, ProposalKind,
-    ProposalStatus, Role, Stats, StoredDecision, Suggestion, Transcript, Verdict,
+    Actor, Agent, AgentRole, Conversation, ConversationStatus, FaqStats, FeedbackRecord, Handoff, Message, Proposal,
+    ProposalKind, ProposalStatus, Role, Stats, StoredDecision, Suggestion, Transcript, Verdict,
 };
 
 #[derive(Clone)]
@@ -97,7 +97,8 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<
 #[openapi(
     info(title = "xiaoer 店小二", description = "E-commerce customer-service answers, handoffs and agent drafts."),
     paths(
-        answer, handoffs, conversation, suggestions, feedback, agent_message, close, healthz, readyz, kb_get, kb_put,
+        answer, handoffs, conversation, suggestions, feedback, agent_message, close, take, transfer, login, logout, me,
+        agents_list, agents_create, agents_update, healthz, readyz, kb_get, kb_put,
         kb_delete, kb_similar, kb_reload, kb_import, rate, stats, mine_gaps, proposals, approve, dismiss
     ),
     components(schemas(
@@ -105,7 +106,8 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<
         ConversationStatus, Message, Role, StoredDecision, Suggestion, FeedbackRequest, FeedbackRecord, Verdict,
         AgentMessageRequest, FaqInput, KbSummary, ImportOutcome, ImportReport, SimilarRequest, RatingRequest, Stats,
         FaqStats, Proposal, ProposalKind, ProposalStatus, ApproveRequest, Offline, OfflineReason, Contact, ContactKind,
-        LeaveMessage, LeftMessage, ShopperTranscript, PresenceRequest
+        LeaveMessage, LeftMessage, ShopperTranscript, PresenceRequest, TransferRequest, LoginRequest, Session, Agent,
+        AgentRole, NewAgent, AgentUpdate
     )),
     modifiers(&ApiKeyScheme)
 )]
@@ -127,27 +129,43 @@ impl utoipa::Modify for ApiKeyScheme {
 
 pub fn router(state: AppState) -> Router {
     let server = &state.services.config.server;
+    // Accounts and knowledge edits: admins (and the API key) only.
+    let admin = Router::new()
+        .route("/v1/agents", post(agents_create))
+        .route("/v1/agents/{id}", axum::routing::patch(agents_update))
+        .route("/v1/kb/faqs/{id}", axum::routing::put(kb_put).delete(kb_delete))
+        .route("/v1/kb/faqs/{id}/similar", post(kb_similar))
+        .route("/v1/kb/reload", post(kb_reload))
+        .route("/v1/kb/gaps/mine", post(mine_gaps))
+        .route("/v1/kb/proposals", get(proposals))
+        .route("/v1/kb/proposals/{id}/approve", post(approve))
+        .route("/v1/kb/proposals/{id}/dismiss", post(dismiss))
+        .route("/v1/kb/import", post(kb_import))
+        .route_layer(middleware::from_fn(guard::require_admin));
     let agent = Router::new()
         .route("/v1/handoffs", get(handoffs))
         .route("/v1/conversations/{id}", get(conversation))
         .route("/v1/conversations/{id}/suggestions", post(suggestions))
         .route("/v1/conversations/{id}/messages", post(agent_message))
         .route("/v1/conversations/{id}/close", post(close))
+        .route("/v1/conversations/{id}/take", post(take))
+        .route("/v1/conversations/{id}/transfer", post(transfer))
         .route("/v1/suggestions/{id}/feedback", post(feedback))
-        .route("/v1/kb/faqs/{id}", get(kb_get).put(kb_put).delete(kb_delete))
-        .route("/v1/kb/faqs/{id}/similar", post(kb_similar))
-        .route("/v1/kb/reload", post(kb_reload))
+        .route("/v1/kb/faqs/{id}", get(kb_get))
         .route("/v1/stats", get(stats))
-        .route("/v1/kb/gaps/mine", post(mine_gaps))
-        .route("/v1/kb/proposals", get(proposals))
-        .route("/v1/kb/proposals/{id}/approve", post(approve))
-        .route("/v1/kb/proposals/{id}/dismiss", post(dismiss))
-        .route("/v1/kb/import", post(kb_import))
         .route("/v1/agent/presence", post(presence))
-        .route_layer(middleware::from_fn_with_state(state.clone(), guard::require_api_key));
+        .route("/v1/agents", get(agents_list))
+        .route("/v1/auth/me", get(me))
+        .route("/v1/auth/logout", post(logout))
+        .merge(admin)
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard::authenticate));
     let agent_stream = Router::new()
         .route("/v1/agent/events", get(pages::agent_events))
-        .route_layer(middleware::from_fn_with_state(state.clone(), guard::require_api_key_or_query));
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard::authenticate_with_query));
+    // Logging in is open to anyone, rate-limited like the widget (password guessing).
+    let login = Router::new()
+        .route("/v1/auth/login", post(login))
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard::rate_limit));
     // What a store's own site calls from the shopper's browser.
     let widget = Router::new()
         .route("/v1/answer", post(answer))
@@ -161,6 +179,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(agent)
         .merge(agent_stream)
+        .merge(login)
         .merge(widget)
         .merge(pages::routes())
         .route("/healthz", get(healthz))
@@ -355,10 +374,11 @@ pub struct FeedbackRequest {
     (status = 409, description = "Feedback already given", body = ErrorBody)))]
 async fn feedback(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<FeedbackRequest>,
 ) -> Result<Json<FeedbackRecord>, ApiError> {
-    let record = service(&state, move |s| s.desk.feedback(&id, req.verdict, req.text.as_deref())).await?;
+    let record = service(&state, move |s| s.desk.feedback(&id, req.verdict, req.text.as_deref(), &actor)).await?;
     if let Some(m) = &record.message {
         state.events.send(Event { message: Some(m.clone()), ..Event::new(&record.conversation_id, EventKind::Agent) });
     }
@@ -377,11 +397,12 @@ pub struct AgentMessageRequest {
     (status = 200, body = Message), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn agent_message(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<AgentMessageRequest>,
 ) -> Result<Json<Message>, ApiError> {
     let conversation_id = id.clone();
-    let message = service(&state, move |s| s.desk.agent_message(&id, &req.text)).await?;
+    let message = service(&state, move |s| s.desk.agent_message(&id, &req.text, &actor)).await?;
     state.events.send(Event { message: Some(message.clone()), ..Event::new(conversation_id, EventKind::Agent) });
     Ok(Json(message))
 }
@@ -390,10 +411,102 @@ async fn agent_message(
 /// (`closed` event) and their next message starts a new conversation.
 #[utoipa::path(post, path = "/v1/conversations/{id}/close", security(("api_key" = [])), params(("id" = String, Path)), responses(
     (status = 200, body = Conversation), (status = 404, body = ErrorBody), (status = 409, description = "Already closed", body = ErrorBody)))]
-async fn close(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Conversation>, ApiError> {
-    let conversation = service(&state, move |s| s.desk.close(&id)).await?;
+async fn close(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> Result<Json<Conversation>, ApiError> {
+    let conversation = service(&state, move |s| s.desk.close(&id, &actor)).await?;
     state.events.send(Event::new(&conversation.id, EventKind::Closed));
     Ok(Json(conversation))
+}
+
+/// Take a waiting conversation: from now on only this agent answers it.
+#[utoipa::path(post, path = "/v1/conversations/{id}/take", security(("api_key" = [])), params(("id" = String, Path)), responses(
+    (status = 200, body = Conversation), (status = 404, body = ErrorBody),
+    (status = 409, description = "Another agent handles it, it is not waiting for an agent, or the caller is the API key", body = ErrorBody)))]
+async fn take(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> Result<Json<Conversation>, ApiError> {
+    let conversation = service(&state, move |s| s.desk.take(&id, &actor)).await?;
+    state.events.send(Event::new(&conversation.id, EventKind::Assigned));
+    Ok(Json(conversation))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferRequest {
+    /// The agent to hand it to; null: back to the queue.
+    pub agent_id: Option<i64>,
+}
+
+/// Hand a conversation to another agent or back to the queue (its owner, or an admin).
+#[utoipa::path(post, path = "/v1/conversations/{id}/transfer", security(("api_key" = [])), params(("id" = String, Path)),
+    request_body = TransferRequest, responses(
+    (status = 200, body = Conversation), (status = 404, description = "Unknown conversation or agent", body = ErrorBody),
+    (status = 409, description = "Another agent handles it, the target is disabled, or it is not waiting for an agent", body = ErrorBody)))]
+async fn transfer(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<TransferRequest>,
+) -> Result<Json<Conversation>, ApiError> {
+    let conversation = service(&state, move |s| s.desk.transfer(&id, &actor, req.agent_id)).await?;
+    state.events.send(Event::new(&conversation.id, EventKind::Assigned));
+    Ok(Json(conversation))
+}
+
+/// Log in to the console: a session token for `Authorization: Bearer`.
+#[utoipa::path(post, path = "/v1/auth/login", request_body = LoginRequest, responses(
+    (status = 200, body = Session), (status = 401, description = "Wrong login or password", body = ErrorBody),
+    (status = 429, body = ErrorBody)))]
+async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<LoginRequest>) -> Result<Json<Session>, ApiError> {
+    Ok(Json(service(&state, move |s| s.accounts.login(&req)).await?))
+}
+
+/// End the caller's session (the API key has none: nothing happens).
+#[utoipa::path(post, path = "/v1/auth/logout", security(("api_key" = [])), responses((status = 204), (status = 401, body = ErrorBody)))]
+async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<StatusCode, ApiError> {
+    let token = guard::bearer(&headers).unwrap_or_default().to_string();
+    service(&state, move |s| s.accounts.logout(&token)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The logged-in agent (null for the API key).
+#[utoipa::path(get, path = "/v1/auth/me", security(("api_key" = [])), responses((status = 200, body = Option<Agent>), (status = 401, body = ErrorBody)))]
+async fn me(Extension(actor): Extension<Actor>) -> Json<Option<Agent>> {
+    Json(actor.agent)
+}
+
+/// Agent accounts (for transfers and the admin's account list).
+#[utoipa::path(get, path = "/v1/agents", security(("api_key" = [])), responses((status = 200, body = Vec<Agent>), (status = 401, body = ErrorBody)))]
+async fn agents_list(State(state): State<AppState>) -> Result<Json<Vec<Agent>>, ApiError> {
+    Ok(Json(service(&state, |s| s.accounts.list()).await?))
+}
+
+/// Create an agent account (admins).
+#[utoipa::path(post, path = "/v1/agents", security(("api_key" = [])), request_body = NewAgent, responses(
+    (status = 201, body = Agent), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+    (status = 409, description = "Login taken", body = ErrorBody)))]
+async fn agents_create(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<NewAgent>,
+) -> Result<(StatusCode, Json<Agent>), ApiError> {
+    Ok((StatusCode::CREATED, Json(service(&state, move |s| s.accounts.create(&req)).await?)))
+}
+
+/// Change an agent account: name, role, password, disabled (admins).
+#[utoipa::path(patch, path = "/v1/agents/{id}", security(("api_key" = [])), params(("id" = i64, Path)), request_body = AgentUpdate,
+    responses((status = 200, body = Agent), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+    (status = 404, body = ErrorBody)))]
+async fn agents_update(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    ApiJson(req): ApiJson<AgentUpdate>,
+) -> Result<Json<Agent>, ApiError> {
+    Ok(Json(service(&state, move |s| s.accounts.update(id, &req)).await?))
 }
 
 /// An FAQ entry as the admin API shows it.

@@ -9,7 +9,9 @@ use super::turns::{Context, read_message};
 use super::{ServiceError, message_text};
 use crate::config::Config;
 use crate::decision::substance;
-use crate::store::{Conversation, Draft, FeedbackRecord, Handoff, Message, Store, Suggestion, Transcript, Verdict};
+use crate::store::{
+    Actor, Conversation, Draft, FeedbackRecord, Handoff, Message, Store, Suggestion, Transcript, Verdict,
+};
 
 /// An edited draft still counts as the FAQ's answer at this similarity
 /// (normalised Levenshtein) to the draft.
@@ -93,6 +95,7 @@ impl Desk {
         suggestion_id: &str,
         verdict: Verdict,
         text: Option<&str>,
+        actor: &Actor,
     ) -> Result<FeedbackRecord, ServiceError> {
         let text = match (verdict, text) {
             (Verdict::Edited, Some(t)) => Some(message_text(t, self.config.server.max_text_chars)?),
@@ -103,7 +106,7 @@ impl Desk {
             (_, None) => None,
         };
         let (faq_id, draft, question) = self.store.suggestion_context(suggestion_id)?;
-        let record = self.store.record_feedback(suggestion_id, verdict, text)?;
+        let record = self.store.record_feedback(suggestion_id, verdict, text, actor)?;
         // A draft the agent sent (as is or lightly edited) shows that the
         // shopper's words mean this FAQ.
         let light = |t: &str| strsim::normalized_levenshtein(&draft, t) >= LIGHT_EDIT_SIMILARITY;
@@ -118,13 +121,30 @@ impl Desk {
         Ok(record)
     }
 
-    pub fn agent_message(&self, conversation_id: &str, text: &str) -> Result<Message, ServiceError> {
+    /// The agent's own reply, signed with their name; answering a queued
+    /// conversation takes it, one another agent handles is a Conflict.
+    pub fn agent_message(&self, conversation_id: &str, text: &str, actor: &Actor) -> Result<Message, ServiceError> {
         let text = message_text(text, self.config.server.max_text_chars)?;
-        Ok(self.store.add_agent_message(conversation_id, text)?)
+        Ok(self.store.add_agent_message(conversation_id, text, actor)?)
     }
 
-    /// Ends the conversation and its ticket.
-    pub fn close(&self, conversation_id: &str) -> Result<Conversation, ServiceError> {
-        Ok(self.store.close(conversation_id)?)
+    /// Ends the conversation and its ticket (its owner, or an admin).
+    pub fn close(&self, conversation_id: &str, actor: &Actor) -> Result<Conversation, ServiceError> {
+        Ok(self.store.close(conversation_id, actor)?)
+    }
+
+    /// The agent takes a waiting conversation from the queue.
+    pub fn take(&self, conversation_id: &str, actor: &Actor) -> Result<Conversation, ServiceError> {
+        Ok(self.store.take(conversation_id, actor)?)
+    }
+
+    /// Hands a conversation to another agent, or back to the queue (`to` None).
+    pub fn transfer(
+        &self,
+        conversation_id: &str,
+        actor: &Actor,
+        to: Option<i64>,
+    ) -> Result<Conversation, ServiceError> {
+        Ok(self.store.transfer(conversation_id, actor, to)?)
     }
 }

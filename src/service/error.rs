@@ -14,6 +14,12 @@ pub enum ServiceError {
     Invalid(String),
     #[error("{0} not found")]
     NotFound(String),
+    /// Missing, wrong or expired credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Known caller, not allowed to do this (an agent on an admin route).
+    #[error("{0}")]
+    Forbidden(String),
     /// The request is valid but conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
@@ -39,6 +45,8 @@ impl ServiceError {
         match self {
             ServiceError::Invalid(_) => "invalid_input",
             ServiceError::NotFound(_) => "not_found",
+            ServiceError::Unauthorized(_) => "unauthorized",
+            ServiceError::Forbidden(_) => "forbidden",
             ServiceError::Conflict(_) => "conflict",
             ServiceError::KbFiles(_) => "kb_files_invalid",
             ServiceError::Rebuild(_) => "rebuild_failed",

@@ -4,10 +4,12 @@
 //!
 //! - [`Knowledge`]: the live engine, FAQ edits, imports, reloads.
 //! - [`Turns`]: one shopper message end to end, and the shopper's ratings.
+//! - [`Accounts`]: agent accounts and console sessions.
 //! - [`Desk`]: the agents' queue, transcripts, drafts, feedback, replies, closing.
 //! - [`Learning`]: gap mining, learned phrasings, proposals.
 //! - [`Presence`] and service hours ([`availability`]): whether a human can answer now.
 
+mod accounts;
 pub mod availability;
 mod desk;
 mod error;
@@ -17,6 +19,7 @@ mod turns;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+pub use accounts::{Accounts, AgentUpdate, LoginRequest, NewAgent, Session};
 pub use availability::{Offline, OfflineReason, Presence, ServiceConfig, ServiceHours};
 pub use desk::Desk;
 pub use error::ServiceError;
@@ -38,6 +41,7 @@ pub struct Services {
     pub knowledge: Arc<Knowledge>,
     pub turns: Turns,
     pub desk: Desk,
+    pub accounts: Accounts,
     pub learning: Arc<Learning>,
     /// Agents' consoles connected now (the API's agent stream registers them).
     pub presence: Arc<Presence>,
@@ -60,6 +64,7 @@ impl Services {
         Ok(Arc::new(Services {
             turns: Turns::new(config.clone(), knowledge.clone(), store.clone(), hours, presence.clone()),
             desk: Desk::new(config.clone(), knowledge.clone(), learning.clone(), store.clone()),
+            accounts: Accounts::new(store.clone(), config.server.session_hours),
             learning,
             presence,
             knowledge,

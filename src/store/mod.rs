@@ -9,6 +9,7 @@
 //! counters are updated relative to the stored value inside it.
 //! Depends on `kb` (the edit type) and `decision` (its action and reason).
 
+mod agents;
 mod types;
 
 use std::path::{Path, PathBuf};
@@ -32,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0004_proposals.sql"),
     include_str!("../../migrations/0005_messages_left.sql"),
     include_str!("../../migrations/0006_clarify_choices.sql"),
+    include_str!("../../migrations/0007_agents.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -370,10 +372,10 @@ impl Store {
     }
 
     /// Appends an agent's reply.
-    pub fn add_agent_message(&self, conversation_id: &str, text: &str) -> Result<Message, StoreError> {
+    pub fn add_agent_message(&self, conversation_id: &str, text: &str, actor: &Actor) -> Result<Message, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let message = insert_agent_message(&tx, conversation_id, text)?;
+        let message = insert_agent_message(&tx, conversation_id, text, actor)?;
         tx.commit()?;
         Ok(message)
     }
@@ -402,8 +404,10 @@ impl Store {
                     (SELECT faq_id FROM decisions d WHERE d.conversation_id = t.conversation_id
                        AND d.action = 'answer' AND d.faq_id IS NOT NULL ORDER BY id DESC LIMIT 1),
                     (SELECT choices FROM decisions d WHERE d.conversation_id = t.conversation_id
-                       AND d.choices IS NOT NULL ORDER BY id DESC LIMIT 1)
+                       AND d.choices IS NOT NULL ORDER BY id DESC LIMIT 1),
+                    c.owner_id, a.display_name
              FROM tickets t JOIN conversations c ON c.id = t.conversation_id
+                  LEFT JOIN agents a ON a.id = c.owner_id
              WHERE t.status = 'open'
              ORDER BY t.message_left_at IS NULL, t.message_left_at, t.created_at, t.id",
         )?;
@@ -429,6 +433,8 @@ impl Store {
                     .and_then(|j| serde_json::from_str(&j).ok())
                     .unwrap_or_default(),
                 offered_questions: Vec::new(),
+                owner_id: r.get(12)?,
+                owner_name: r.get(13)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -437,8 +443,9 @@ impl Store {
     pub fn transcript(&self, id: &str) -> Result<Transcript, StoreError> {
         let conn = self.read()?;
         let conversation = conversation(&conn, id)?;
-        let mut stmt =
-            conn.prepare("SELECT id, role, text, created_at FROM messages WHERE conversation_id = ?1 ORDER BY id")?;
+        let mut stmt = conn.prepare(
+            "SELECT id, role, text, created_at, author FROM messages WHERE conversation_id = ?1 ORDER BY id",
+        )?;
         let messages = stmt.query_map([id], message_row)?.collect::<Result<_, _>>()?;
         let mut stmt = conn.prepare(
             "SELECT id, message_id, action, reason, faq_id, confidence, created_at FROM decisions WHERE conversation_id = ?1 ORDER BY id",
@@ -510,7 +517,7 @@ impl Store {
         let conn = self.read()?;
         conversation(&conn, id)?;
         let mut stmt = conn.prepare(
-            "SELECT id, role, text, created_at FROM messages WHERE conversation_id = ?1 AND role = 'shopper'
+            "SELECT id, role, text, created_at, author FROM messages WHERE conversation_id = ?1 AND role = 'shopper'
              ORDER BY id DESC LIMIT ?2",
         )?;
         Ok(stmt.query_map(params![id, limit as i64], message_row)?.collect::<Result<_, _>>()?)
@@ -553,6 +560,7 @@ impl Store {
         suggestion_id: &str,
         verdict: Verdict,
         final_text: Option<&str>,
+        actor: &Actor,
     ) -> Result<FeedbackRecord, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
@@ -568,14 +576,15 @@ impl Store {
             Verdict::Rejected => None,
         };
         let inserted = tx.execute(
-            "INSERT INTO feedback (suggestion_id, verdict, final_text, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
-            params![suggestion_id, verdict, sent, now_secs()],
+            "INSERT INTO feedback (suggestion_id, verdict, final_text, created_at, agent_id) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT DO NOTHING",
+            params![suggestion_id, verdict, sent, now_secs(), actor.agent_id()],
         )?;
         if inserted == 0 {
             return Err(StoreError::Conflict(format!("suggestion {suggestion_id} already has feedback")));
         }
         let message = match &sent {
-            Some(text) => Some(insert_agent_message(&tx, &conversation_id, text)?),
+            Some(text) => Some(insert_agent_message(&tx, &conversation_id, text, actor)?),
             None => None,
         };
         tx.commit()?;
@@ -701,13 +710,16 @@ impl Store {
     }
 
     /// Closes a conversation and its open ticket; closing a closed one is a conflict.
-    pub fn close(&self, id: &str) -> Result<Conversation, StoreError> {
+    /// Closes a conversation (its owner, or anyone while it is unowned).
+    pub fn close(&self, id: &str, actor: &Actor) -> Result<Conversation, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let now = now_secs();
-        if conversation(&tx, id)?.status == ConversationStatus::Closed {
+        let c = conversation(&tx, id)?;
+        if c.status == ConversationStatus::Closed {
             return Err(StoreError::Conflict(format!("conversation {id} is already closed")));
         }
+        agents::check_owner(&tx, &c, actor)?;
         tx.execute("UPDATE conversations SET status = 'closed', updated_at = ?2 WHERE id = ?1", params![id, now])?;
         tx.execute(
             "UPDATE tickets SET status = 'closed', closed_at = ?2 WHERE conversation_id = ?1 AND status = 'open'",
@@ -721,7 +733,8 @@ impl Store {
 
 fn conversation(conn: &Connection, id: &str) -> Result<Conversation, StoreError> {
     conn.query_row(
-        "SELECT id, status, locale, product_id, last_question, last_faq_id, unresolved_turns, created_at, updated_at
+        "SELECT id, status, locale, product_id, last_question, last_faq_id, unresolved_turns, created_at, updated_at,
+                owner_id
          FROM conversations WHERE id = ?1",
         [id],
         |r| {
@@ -735,6 +748,7 @@ fn conversation(conn: &Connection, id: &str) -> Result<Conversation, StoreError>
                 unresolved_turns: r.get(6)?,
                 created_at: r.get(7)?,
                 updated_at: r.get(8)?,
+                owner_id: r.get(9)?,
             })
         },
     )
@@ -759,16 +773,31 @@ fn proposal_row(r: &rusqlite::Row) -> rusqlite::Result<Proposal> {
     })
 }
 
-/// A `messages` row selected as `id, role, text, created_at`.
+/// A `messages` row selected as `id, role, text, created_at, author`.
 fn message_row(r: &rusqlite::Row) -> rusqlite::Result<Message> {
-    Ok(Message { id: r.get(0)?, role: r.get(1)?, text: r.get(2)?, created_at: r.get(3)? })
+    Ok(Message { id: r.get(0)?, role: r.get(1)?, text: r.get(2)?, created_at: r.get(3)?, author: r.get(4)? })
 }
 
-fn insert_agent_message(conn: &Connection, conversation_id: &str, text: &str) -> Result<Message, StoreError> {
-    if conversation(conn, conversation_id)?.status == ConversationStatus::Closed {
+/// An agent's reply, signed with their name. An agent answering a queued
+/// conversation takes it; one another agent handles is refused (Conflict).
+fn insert_agent_message(
+    conn: &Connection,
+    conversation_id: &str,
+    text: &str,
+    actor: &Actor,
+) -> Result<Message, StoreError> {
+    let c = conversation(conn, conversation_id)?;
+    if c.status == ConversationStatus::Closed {
         return Err(StoreError::Conflict(format!("conversation {conversation_id} is closed")));
     }
-    insert_message(conn, conversation_id, Role::Agent, text, now_secs())
+    agents::claim(conn, &c, actor)?;
+    let now = now_secs();
+    let author = actor.agent.as_ref().map(|a| a.display_name.clone());
+    conn.execute(
+        "INSERT INTO messages (conversation_id, role, text, created_at, agent_id, author) VALUES (?1, 'agent', ?2, ?3, ?4, ?5)",
+        params![conversation_id, text, now, actor.agent_id(), author],
+    )?;
+    Ok(Message { id: conn.last_insert_rowid(), role: Role::Agent, text: text.to_string(), created_at: now, author })
 }
 
 fn insert_message(
@@ -782,5 +811,5 @@ fn insert_message(
         "INSERT INTO messages (conversation_id, role, text, created_at) VALUES (?1, ?2, ?3, ?4)",
         params![conversation_id, role, text, now],
     )?;
-    Ok(Message { id: conn.last_insert_rowid(), role, text: text.to_string(), created_at: now })
+    Ok(Message { id: conn.last_insert_rowid(), role, text: text.to_string(), created_at: now, author: None })
 }

@@ -64,6 +64,43 @@ text_enum! {
 }
 
 text_enum! {
+    /// What an agent account may do: `agent` works the queue; `admin` also
+    /// manages accounts and the knowledge base.
+    pub enum AgentRole { Agent = "agent", Admin = "admin" }
+}
+
+/// An agent account as the API shows it (never its password hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Agent {
+    pub id: i64,
+    pub login: String,
+    /// The name shoppers see on the agent's replies.
+    pub display_name: String,
+    pub role: AgentRole,
+    pub disabled: bool,
+    pub created_at: i64,
+}
+
+/// Who acts on the agents' side: a logged-in agent, or the store's API key
+/// (automation; `agent` None) which acts as an admin without a name.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub agent: Option<Agent>,
+}
+
+impl Actor {
+    pub const API_KEY: Actor = Actor { agent: None };
+
+    pub fn agent_id(&self) -> Option<i64> {
+        self.agent.as_ref().map(|a| a.id)
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.agent.as_ref().is_none_or(|a| a.role == AgentRole::Admin)
+    }
+}
+
+text_enum! {
     /// An agent's verdict on a drafted reply.
     pub enum Verdict { Accepted = "accepted", Edited = "edited", Rejected = "rejected" }
 }
@@ -93,6 +130,8 @@ pub struct Conversation {
     pub unresolved_turns: u32,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The agent handling it (None: in the queue, or with the bot).
+    pub owner_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -101,6 +140,9 @@ pub struct Message {
     pub role: Role,
     pub text: String,
     pub created_at: i64,
+    /// An agent's reply: the agent's display name (None: sent with the
+    /// store's API key, or before agent accounts).
+    pub author: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -145,6 +187,9 @@ pub struct Handoff {
     pub offered_faq_ids: Vec<String>,
     /// … and their questions, in the same order (an entry deleted since: its id).
     pub offered_questions: Vec<String>,
+    /// The agent handling it (None: waiting for someone to take it).
+    pub owner_id: Option<i64>,
+    pub owner_name: Option<String>,
 }
 
 /// A decision as stored with the turn.

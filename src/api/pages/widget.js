@@ -43,6 +43,7 @@
   .xe-shopper{margin-left:auto;background:#ffe4e9}
   .xe-bot{background:#fff;border:1px solid #eee}
   .xe-agent{background:#e6f4ff;border:1px solid #cde6ff}
+  .xe-who{font-size:12px;color:#888}
   .xe-note{text-align:center;color:#888;font-size:12px;margin:8px 0}
   .xe-thumbs{margin-top:4px;text-align:right;color:#999}.xe-thumbs button{border:0;background:none;cursor:pointer;color:inherit;padding:2px 4px}
   .xe-thumbs button:hover,.xe-rated{color:#ff0036}.xe-thumb{display:inline-block;line-height:0}.xe-down svg{transform:rotate(180deg)}
@@ -101,6 +102,12 @@
     log.scrollTop = log.scrollHeight;
     return m;
   }
+  // Any stored message; an agent's reply is signed with the agent's name.
+  function addMessage(m) {
+    const div = add(m.role, m.text);
+    if (m.role === "agent" && m.author) div.prepend(el("div", "xe-who", m.author));
+    return div;
+  }
   // Drawn as SVG: many phones and kiosks have no emoji font (👍 shows as a box).
   const THUMB = '<svg viewBox="0 0 24 24" width="16" height="16" aria-hidden="true"><path fill="currentColor" ' +
     'd="M2 21h4V9H2v12zm20-11c0-1.1-.9-2-2-2h-6.3l1-4.6v-.3c0-.4-.2-.8-.4-1.1L13.2 1 6.6 7.6C6.2 8 6 8.5 6 9v10c0 1.1.9 2 2 2h9c.8 0 1.5-.5 1.8-1.2l3-7.1c.1-.2.2-.5.2-.7v-2z"/></svg>';
@@ -144,7 +151,7 @@
   function listen() {
     if (events || !conversationId) return;
     events = new EventSource(`${base}/v1/conversations/${encodeURIComponent(conversationId)}/events`);
-    events.addEventListener("agent", (e) => add("agent", JSON.parse(e.data).message.text));
+    events.addEventListener("agent", (e) => addMessage(JSON.parse(e.data).message));
     events.addEventListener("closed", ended);
     // A conversation that no longer exists (e.g. a wiped server) is not retried forever.
     events.onerror = () => { if (events && events.readyState === EventSource.CLOSED) events = null; };
@@ -205,7 +212,7 @@
       if (r.status === 404) { localStorage.removeItem(STORED); conversationId = null; return; }
       if (!r.ok) return;
       const d = await r.json();
-      for (const m of d.messages) add(m.role, m.text);
+      for (const m of d.messages) addMessage(m);
       if (d.status === "closed") { add("note", T[locale].closed).className = "xe-note"; return; }
       if (d.status === "handoff") handedOff(d.offline, d.message_left);
       else listen();

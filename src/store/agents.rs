@@ -1,0 +1,190 @@
+//! Agent accounts, their sessions, and which agent handles a conversation.
+//! Passwords arrive here already hashed and tokens already digested: the
+//! store never sees a secret.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{Actor, Agent, AgentRole, Conversation, ConversationStatus, Store, StoreError, conversation, now_secs};
+
+const AGENT_SELECT: &str = "SELECT id, login, display_name, role, disabled, created_at FROM agents";
+
+fn agent_row(r: &rusqlite::Row) -> rusqlite::Result<Agent> {
+    Ok(Agent {
+        id: r.get(0)?,
+        login: r.get(1)?,
+        display_name: r.get(2)?,
+        role: r.get(3)?,
+        disabled: r.get(4)?,
+        created_at: r.get(5)?,
+    })
+}
+
+fn agent(conn: &Connection, id: i64) -> Result<Agent, StoreError> {
+    conn.query_row(&format!("{AGENT_SELECT} WHERE id = ?1"), [id], agent_row)
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("agent {id}")))
+}
+
+fn handled_by(conn: &Connection, c: &Conversation, owner: i64) -> StoreError {
+    match agent(conn, owner) {
+        Ok(a) => StoreError::Conflict(format!("conversation {} is handled by {}", c.id, a.display_name)),
+        Err(e) => e,
+    }
+}
+
+/// Refuses `actor` on a conversation another agent handles, unless an admin.
+pub(super) fn check_owner(conn: &Connection, c: &Conversation, actor: &Actor) -> Result<(), StoreError> {
+    match c.owner_id {
+        Some(owner) if Some(owner) != actor.agent_id() && !actor.is_admin() => Err(handled_by(conn, c, owner)),
+        _ => Ok(()),
+    }
+}
+
+/// `actor` answers `c`: refused when another agent handles it (admins
+/// too: they transfer it first); an agent answering an unowned
+/// conversation becomes its owner (the API key does not).
+pub(super) fn claim(conn: &Connection, c: &Conversation, actor: &Actor) -> Result<(), StoreError> {
+    match (c.owner_id, actor.agent_id()) {
+        (Some(owner), me) if Some(owner) != me => Err(handled_by(conn, c, owner)),
+        (None, Some(me)) => {
+            conn.execute("UPDATE conversations SET owner_id = ?2 WHERE id = ?1", params![c.id, me])?;
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+impl Store {
+    /// A new account; a login already taken is a Conflict.
+    pub fn create_agent(
+        &self,
+        login: &str,
+        display_name: &str,
+        role: AgentRole,
+        password_hash: &str,
+    ) -> Result<Agent, StoreError> {
+        let conn = self.conn();
+        let inserted = conn.execute(
+            "INSERT INTO agents (login, display_name, role, password_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (login) DO NOTHING",
+            params![login, display_name, role, password_hash, now_secs()],
+        )?;
+        if inserted == 0 {
+            return Err(StoreError::Conflict(format!("login {login:?} is taken")));
+        }
+        agent(&conn, conn.last_insert_rowid())
+    }
+
+    pub fn agents(&self) -> Result<Vec<Agent>, StoreError> {
+        let conn = self.read()?;
+        let mut stmt = conn.prepare(&format!("{AGENT_SELECT} ORDER BY id"))?;
+        Ok(stmt.query_map([], agent_row)?.collect::<Result<_, _>>()?)
+    }
+
+    /// An enabled account by login, with its password hash.
+    pub fn agent_login(&self, login: &str) -> Result<Option<(Agent, String)>, StoreError> {
+        let conn = self.read()?;
+        let sql = "SELECT id, login, display_name, role, disabled, created_at, password_hash FROM agents
+                   WHERE login = ?1 AND disabled = 0";
+        Ok(conn.query_row(sql, [login], |r| Ok((agent_row(r)?, r.get(6)?))).optional()?)
+    }
+
+    /// Changes an account; disabling it ends its sessions and returns its
+    /// conversations to the queue.
+    pub fn update_agent(
+        &self,
+        id: i64,
+        display_name: Option<&str>,
+        role: Option<AgentRole>,
+        password_hash: Option<&str>,
+        disabled: Option<bool>,
+    ) -> Result<Agent, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        agent(&tx, id)?;
+        tx.execute(
+            "UPDATE agents SET display_name = COALESCE(?2, display_name), role = COALESCE(?3, role),
+                 password_hash = COALESCE(?4, password_hash), disabled = COALESCE(?5, disabled) WHERE id = ?1",
+            params![id, display_name, role, password_hash, disabled],
+        )?;
+        if disabled == Some(true) || password_hash.is_some() {
+            tx.execute("DELETE FROM sessions WHERE agent_id = ?1", [id])?;
+        }
+        if disabled == Some(true) {
+            tx.execute("UPDATE conversations SET owner_id = NULL WHERE owner_id = ?1", [id])?;
+        }
+        let a = agent(&tx, id)?;
+        tx.commit()?;
+        Ok(a)
+    }
+
+    pub fn create_session(&self, token_hash: &str, agent_id: i64, expires_at: i64) -> Result<(), StoreError> {
+        let conn = self.conn();
+        let now = now_secs();
+        // Expired sessions go whenever a new one starts: the table stays small.
+        conn.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now])?;
+        conn.execute(
+            "INSERT INTO sessions (token_hash, agent_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+            params![token_hash, agent_id, now, expires_at],
+        )?;
+        Ok(())
+    }
+
+    /// The enabled agent of a session that has not expired at `now`.
+    pub fn session_agent(&self, token_hash: &str, now: i64) -> Result<Option<Agent>, StoreError> {
+        let conn = self.read()?;
+        let sql = "SELECT a.id, a.login, a.display_name, a.role, a.disabled, a.created_at
+                   FROM sessions s JOIN agents a ON a.id = s.agent_id
+                   WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND a.disabled = 0";
+        Ok(conn.query_row(sql, params![token_hash, now], agent_row).optional()?)
+    }
+
+    pub fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        self.conn().execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
+        Ok(())
+    }
+
+    /// `actor` takes a waiting conversation; one another agent handles is a Conflict.
+    pub fn take(&self, id: &str, actor: &Actor) -> Result<Conversation, StoreError> {
+        let Some(me) = actor.agent_id() else {
+            return Err(StoreError::Conflict("only a logged-in agent can take a conversation".into()));
+        };
+        self.assign(id, actor, Some(me), true)
+    }
+
+    /// Hands a conversation to another agent (`to`), or back to the queue
+    /// (None): its owner may, and an admin.
+    pub fn transfer(&self, id: &str, actor: &Actor, to: Option<i64>) -> Result<Conversation, StoreError> {
+        self.assign(id, actor, to, false)
+    }
+
+    fn assign(&self, id: &str, actor: &Actor, to: Option<i64>, taking: bool) -> Result<Conversation, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let c = conversation(&tx, id)?;
+        if c.status != ConversationStatus::Handoff {
+            return Err(StoreError::Conflict(format!("conversation {id} is not with the agents ({:?})", c.status)));
+        }
+        match (taking, c.owner_id) {
+            (true, _) => claim(&tx, &c, actor)?,
+            (false, Some(_)) => check_owner(&tx, &c, actor)?,
+            (false, None) if !actor.is_admin() => {
+                return Err(StoreError::Conflict(format!("conversation {id} is in the queue: take it first")));
+            }
+            (false, None) => {}
+        }
+        if let Some(to) = to {
+            let target = agent(&tx, to)?;
+            if target.disabled {
+                return Err(StoreError::Conflict(format!("agent {} is disabled", target.display_name)));
+            }
+        }
+        tx.execute(
+            "UPDATE conversations SET owner_id = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, to, now_secs()],
+        )?;
+        let c = conversation(&tx, id)?;
+        tx.commit()?;
+        Ok(c)
+    }
+}
