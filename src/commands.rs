@@ -9,7 +9,6 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::Config;
-use crate::decision::KbCalibration;
 use crate::embed::Embedder;
 use crate::engine::{Engine, IndexStorage, Progress};
 use crate::eval::conversations::{ConversationEval, ConversationReport, load_conversation_items};
@@ -19,6 +18,7 @@ use crate::eval::{
 };
 use crate::index::Filter;
 use crate::kb::{KbOptions, load_path};
+use crate::kb_calibration;
 use crate::retrieval::Mode;
 use crate::service::{Accounts, NewAgent, Services};
 use crate::store::{AgentRole, Store};
@@ -235,9 +235,8 @@ pub fn stats(config: &Config, hours: i64) -> Result<()> {
     let to = chrono::Utc::now().timestamp() + 1;
     let mut stats = store.stats(to - hours * 3600, to)?;
     // The calibration the server last fitted for the live knowledge base.
-    let stored = std::fs::read(config.data_dir.join("calibration.json")).ok();
-    let calibration: Option<KbCalibration> = stored.and_then(|b| serde_json::from_slice(&b).ok());
-    stats.calibration = calibration.unwrap_or_default().summary(&config.decision);
+    let calibration = kb_calibration::stored(&config.calibration_path()).unwrap_or_default();
+    stats.calibration = calibration.summary(&config.decision);
     println!("{}", serde_json::to_string_pretty(&stats)?);
     Ok(())
 }

@@ -140,4 +140,9 @@ impl Config {
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("xiaoer.sqlite3")
     }
+
+    /// Where the live knowledge base's verifier is cached (`kb_calibration`).
+    pub fn calibration_path(&self) -> PathBuf {
+        self.data_dir.join("calibration.json")
+    }
 }

@@ -113,7 +113,7 @@ impl Engine {
         // Short synthetic hashes (benches) are used whole.
         let stamp = kb.content_hash.get(..16).unwrap_or(&kb.content_hash).to_string();
         let calibration_file = match storage {
-            IndexStorage::OnDisk => config.data_dir.join("calibration.json"),
+            IndexStorage::OnDisk => config.calibration_path(),
             IndexStorage::InMemory => config.data_dir.join(format!("calibration-{stamp}.json")),
         };
         let dense = match embedder {

@@ -11,35 +11,16 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-/// A request with a chosen credential (None: none at all).
-async fn call(
-    server: &common::Server,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut r = server.http.request(method, format!("{}{path}", server.url));
-    if let Some(t) = token {
-        r = r.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let r = r.send().await.unwrap();
-    (r.status(), r.json().await.unwrap_or(Value::Null))
-}
-
 async fn create(server: &common::Server, login: &str, name: &str, role: &str) -> Value {
     let body = json!({"login": login, "display_name": name, "role": role, "password": format!("{login}-secret-1")});
-    let (status, agent) = call(server, Method::POST, "/v1/agents", Some(KEY), Some(body)).await;
+    let (status, agent) = server.call(Method::POST, "/v1/agents", Some(KEY), Some(body)).await;
     assert_eq!(status, StatusCode::CREATED, "{agent}");
     agent
 }
 
 async fn login(server: &common::Server, login: &str) -> String {
     let body = json!({"login": login, "password": format!("{login}-secret-1")});
-    let (status, session) = call(server, Method::POST, "/v1/auth/login", None, Some(body)).await;
+    let (status, session) = server.call(Method::POST, "/v1/auth/login", None, Some(body)).await;
     assert_eq!(status, StatusCode::OK, "{session}");
     assert_eq!(session["agent"]["login"], login);
     session["token"].as_str().unwrap().to_string()
@@ -62,27 +43,27 @@ async fn accounts_sessions_and_roles() {
         (json!({"login": "zhao", "display_name": "小赵", "role": "agent", "password": "short"}), 400),
         (json!({"login": "zhao", "display_name": "小赵", "role": "owner", "password": "long-enough"}), 422),
     ] {
-        let (status, v) = call(&server, Method::POST, "/v1/agents", Some(KEY), Some(body)).await;
+        let (status, v) = server.call(Method::POST, "/v1/agents", Some(KEY), Some(body)).await;
         assert_error(status, &v, StatusCode::from_u16(want).unwrap());
     }
 
     // Wrong password and unknown login: the same 401.
     let wrong = json!({"login": "li", "password": "li-secret-2"});
-    let (status, a) = call(&server, Method::POST, "/v1/auth/login", None, Some(wrong)).await;
+    let (status, a) = server.call(Method::POST, "/v1/auth/login", None, Some(wrong)).await;
     assert_error(status, &a, StatusCode::UNAUTHORIZED);
     let unknown = json!({"login": "nobody", "password": "li-secret-1"});
-    let (status, b) = call(&server, Method::POST, "/v1/auth/login", None, Some(unknown)).await;
+    let (status, b) = server.call(Method::POST, "/v1/auth/login", None, Some(unknown)).await;
     assert_error(status, &b, StatusCode::UNAUTHORIZED);
     assert_eq!(a["message"], b["message"]);
 
     let token = login(&server, "li").await;
-    let (status, me) = call(&server, Method::GET, "/v1/auth/me", Some(&token), None).await;
+    let (status, me) = server.call(Method::GET, "/v1/auth/me", Some(&token), None).await;
     assert_eq!(
         (status, me["display_name"].as_str(), me["role"].as_str()),
         (StatusCode::OK, Some("小李"), Some("agent"))
     );
     // An agent works the queue …
-    let (status, _) = call(&server, Method::GET, "/v1/handoffs", Some(&token), None).await;
+    let (status, _) = server.call(Method::GET, "/v1/handoffs", Some(&token), None).await;
     assert_eq!(status, StatusCode::OK);
     // … but every admin route refuses them (403), and refuses no credential (401).
     let admin_routes = [
@@ -104,30 +85,25 @@ async fn accounts_sessions_and_roles() {
     ];
     for (method, path, body) in &admin_routes {
         let body = Some(body.clone()).filter(|b| !b.is_null());
-        let (status, v) = call(&server, method.clone(), path, Some(&token), body.clone()).await;
+        let (status, v) = server.call(method.clone(), path, Some(&token), body.clone()).await;
         assert_error(status, &v, StatusCode::FORBIDDEN);
         assert_eq!(v["code"], "forbidden", "{method} {path}");
-        let (status, v) = call(&server, method.clone(), path, None, body).await;
+        let (status, v) = server.call(method.clone(), path, None, body).await;
         assert_error(status, &v, StatusCode::UNAUTHORIZED);
     }
     // An admin account passes the role check.
     let boss = login(&server, "boss").await;
-    let (status, v) = call(&server, Method::GET, "/v1/kb/proposals", Some(&boss), None).await;
+    let (status, v) = server.call(Method::GET, "/v1/kb/proposals", Some(&boss), None).await;
     assert_eq!(status, StatusCode::OK, "{v}");
-    let (status, v) = call(
-        &server,
-        Method::PATCH,
-        &format!("/v1/agents/{}", li["id"]),
-        Some(&boss),
-        Some(json!({"display_name": "李明"})),
-    )
-    .await;
+    let (status, v) = server
+        .call(Method::PATCH, &format!("/v1/agents/{}", li["id"]), Some(&boss), Some(json!({"display_name": "李明"})))
+        .await;
     assert_eq!((status, v["display_name"].as_str()), (StatusCode::OK, Some("李明")), "{v}");
 
     // Logout ends the session.
-    let (status, _) = call(&server, Method::POST, "/v1/auth/logout", Some(&token), None).await;
+    let (status, _) = server.call(Method::POST, "/v1/auth/logout", Some(&token), None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, v) = call(&server, Method::GET, "/v1/handoffs", Some(&token), None).await;
+    let (status, v) = server.call(Method::GET, "/v1/handoffs", Some(&token), None).await;
     assert_error(status, &v, StatusCode::UNAUTHORIZED);
 
     // An expired session is refused: one whose end has passed, as the
@@ -136,19 +112,19 @@ async fn accounts_sessions_and_roles() {
     let digest = hex::encode(Sha256::digest(expired.as_bytes()));
     let now = chrono::Utc::now().timestamp();
     server.services.store.create_session(&digest, li["id"].as_i64().unwrap(), now - 1).unwrap();
-    let (status, v) = call(&server, Method::GET, "/v1/handoffs", Some(expired), None).await;
+    let (status, v) = server.call(Method::GET, "/v1/handoffs", Some(expired), None).await;
     assert_error(status, &v, StatusCode::UNAUTHORIZED);
 
     // Disabling an agent ends their sessions at once.
     let token = login(&server, "li").await;
-    let (status, _) =
-        call(&server, Method::PATCH, &format!("/v1/agents/{}", li["id"]), Some(KEY), Some(json!({"disabled": true})))
-            .await;
+    let (status, _) = server
+        .call(Method::PATCH, &format!("/v1/agents/{}", li["id"]), Some(KEY), Some(json!({"disabled": true})))
+        .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, v) = call(&server, Method::GET, "/v1/handoffs", Some(&token), None).await;
+    let (status, v) = server.call(Method::GET, "/v1/handoffs", Some(&token), None).await;
     assert_error(status, &v, StatusCode::UNAUTHORIZED);
     let again = json!({"login": "li", "password": "li-secret-1"});
-    let (status, v) = call(&server, Method::POST, "/v1/auth/login", None, Some(again)).await;
+    let (status, v) = server.call(Method::POST, "/v1/auth/login", None, Some(again)).await;
     assert_error(status, &v, StatusCode::UNAUTHORIZED);
 }
 
@@ -166,7 +142,7 @@ async fn one_agent_owns_a_conversation() {
     let path = |action: &str| format!("/v1/conversations/{id}/{action}");
     let queue = |token: String| {
         let server = &server;
-        async move { call(server, Method::GET, "/v1/handoffs", Some(&token), None).await.1 }
+        async move { server.call(Method::GET, "/v1/handoffs", Some(&token), None).await.1 }
     };
     // Both agents see the waiting shopper, unowned.
     for token in [&li, &wang] {
@@ -175,17 +151,17 @@ async fn one_agent_owns_a_conversation() {
     }
 
     // 小李 takes it; 小王 can no longer take, answer or close it.
-    let (status, c) = call(&server, Method::POST, &path("take"), Some(&li), None).await;
+    let (status, c) = server.call(Method::POST, &path("take"), Some(&li), None).await;
     assert_eq!(status, StatusCode::OK, "{c}");
     assert_eq!(queue(wang.clone()).await[0]["owner_name"], "小李");
     for (action, body) in [("take", None), ("messages", Some(json!({"text": "我来"}))), ("close", None)] {
-        let (status, v) = call(&server, Method::POST, &path(action), Some(&wang), body).await;
+        let (status, v) = server.call(Method::POST, &path(action), Some(&wang), body).await;
         assert_error(status, &v, StatusCode::CONFLICT);
         assert!(v["message"].as_str().unwrap().contains("小李"), "{v}");
     }
     // 小李's reply carries their name, and the shopper reads it.
     let (status, m) =
-        call(&server, Method::POST, &path("messages"), Some(&li), Some(json!({"text": "您好，我是小李"}))).await;
+        server.call(Method::POST, &path("messages"), Some(&li), Some(json!({"text": "您好，我是小李"}))).await;
     assert_eq!((status, m["author"].as_str()), (StatusCode::OK, Some("小李")), "{m}");
     let r = server.http.get(format!("{}/v1/conversations/{id}/transcript", server.url)).send().await.unwrap();
     let t: Value = r.json().await.unwrap();
@@ -194,25 +170,24 @@ async fn one_agent_owns_a_conversation() {
 
     // Transfer to 小王: now only they answer.
     let to_wang = json!({"agent_id": wang_agent["id"]});
-    let (status, c) = call(&server, Method::POST, &path("transfer"), Some(&li), Some(to_wang.clone())).await;
+    let (status, c) = server.call(Method::POST, &path("transfer"), Some(&li), Some(to_wang.clone())).await;
     assert_eq!((status, &c["owner_id"]), (StatusCode::OK, &wang_agent["id"]), "{c}");
-    let (status, v) = call(&server, Method::POST, &path("messages"), Some(&li), Some(json!({"text": "还在吗"}))).await;
+    let (status, v) = server.call(Method::POST, &path("messages"), Some(&li), Some(json!({"text": "还在吗"}))).await;
     assert_error(status, &v, StatusCode::CONFLICT);
     let (status, _) =
-        call(&server, Method::POST, &path("messages"), Some(&wang), Some(json!({"text": "我是小王"}))).await;
+        server.call(Method::POST, &path("messages"), Some(&wang), Some(json!({"text": "我是小王"}))).await;
     assert_eq!(status, StatusCode::OK);
     // Transfers to nobody real are refused; the owner returns it to the queue.
-    let (status, v) = call(&server, Method::POST, &path("transfer"), Some(&wang), Some(json!({"agent_id": 999}))).await;
+    let (status, v) = server.call(Method::POST, &path("transfer"), Some(&wang), Some(json!({"agent_id": 999}))).await;
     assert_error(status, &v, StatusCode::NOT_FOUND);
-    let (status, c) =
-        call(&server, Method::POST, &path("transfer"), Some(&wang), Some(json!({"agent_id": null}))).await;
+    let (status, c) = server.call(Method::POST, &path("transfer"), Some(&wang), Some(json!({"agent_id": null}))).await;
     assert_eq!((status, &c["owner_id"]), (StatusCode::OK, &Value::Null), "{c}");
     // Answering an unowned conversation takes it.
     let (status, _) =
-        call(&server, Method::POST, &path("messages"), Some(&li), Some(json!({"text": "我接着处理"}))).await;
+        server.call(Method::POST, &path("messages"), Some(&li), Some(json!({"text": "我接着处理"}))).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(queue(wang.clone()).await[0]["owner_name"], "小李");
-    let (status, _) = call(&server, Method::POST, &path("close"), Some(&li), None).await;
+    let (status, _) = server.call(Method::POST, &path("close"), Some(&li), None).await;
     assert_eq!(status, StatusCode::OK);
 
     // Two agents take the same new shopper at once: exactly one wins.
@@ -220,21 +195,21 @@ async fn one_agent_owns_a_conversation() {
     let id = v["conversation_id"].as_str().unwrap().to_string();
     let take = format!("/v1/conversations/{id}/take");
     let (a, b) = tokio::join!(
-        call(&server, Method::POST, &take, Some(&li), None),
-        call(&server, Method::POST, &take, Some(&wang), None)
+        server.call(Method::POST, &take, Some(&li), None),
+        server.call(Method::POST, &take, Some(&wang), None)
     );
     let mut statuses = [a.0, b.0];
     statuses.sort();
     assert_eq!(statuses, [StatusCode::OK, StatusCode::CONFLICT], "{a:?} {b:?}");
     // The API key (automation) cannot take one: it has no name to answer with.
     let v = server.ask(json!({"text": "转人工"})).await;
-    let (status, body) = call(
-        &server,
-        Method::POST,
-        &format!("/v1/conversations/{}/take", v["conversation_id"].as_str().unwrap()),
-        Some(KEY),
-        None,
-    )
-    .await;
+    let (status, body) = server
+        .call(
+            Method::POST,
+            &format!("/v1/conversations/{}/take", v["conversation_id"].as_str().unwrap()),
+            Some(KEY),
+            None,
+        )
+        .await;
     assert_error(status, &body, StatusCode::CONFLICT);
 }

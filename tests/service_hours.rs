@@ -27,15 +27,20 @@ async fn handed_off(server: &common::Server, text: &str) -> Value {
     v
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn outside_hours_the_shopper_leaves_a_message_that_heads_the_queue() {
-    let tmp = tempfile::tempdir().unwrap();
-    let window = hours(false);
-    let server = start(&tmp.path().join("db.sqlite3"), |c| {
+/// A server whose service hours are around (`true`) or away from (`false`) the present.
+async fn start_with_hours(around_now: bool, tmp: &tempfile::TempDir) -> common::Server {
+    let window = hours(around_now);
+    start(&tmp.path().join("db.sqlite3"), |c| {
         c.service.hours = window;
         c.server.rate_burst = 1000;
     })
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outside_hours_the_shopper_leaves_a_message_that_heads_the_queue() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start_with_hours(false, &tmp).await;
 
     // An earlier shopper, offered 猜你想问 choices, waits without leaving a message.
     let clarified = server.ask(json!({"text": "跨境綜合稅怎麼算"})).await;
@@ -141,12 +146,7 @@ async fn outside_hours_the_shopper_leaves_a_message_that_heads_the_queue() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn within_hours_an_agent_is_present_while_a_console_is_connected_and_not_away() {
     let tmp = tempfile::tempdir().unwrap();
-    let window = hours(true);
-    let server = start(&tmp.path().join("db.sqlite3"), |c| {
-        c.service.hours = window;
-        c.server.rate_burst = 1000;
-    })
-    .await;
+    let server = start_with_hours(true, &tmp).await;
 
     let v = handed_off(&server, "转人工").await;
     assert_eq!(v["offline"]["reason"], "no_agent", "{v}");

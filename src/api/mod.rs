@@ -36,12 +36,12 @@ pub use metrics::Metrics;
 use crate::decision::{Action, Reason};
 use crate::kb::{FaqInput, ImportReport};
 use crate::service::{
-    AgentUpdate, AnswerRequest, AnswerResponse, Choice, Contact, ContactKind, ImportOutcome, KbSummary, LeaveMessage,
-    LeftMessage, LoginRequest, NewAgent, Offline, OfflineReason, ServiceError, Services, Session, ShopperTranscript,
+    AgentUpdate, AnswerRequest, AnswerResponse, Choice, Contact, ImportOutcome, KbSummary, LeaveMessage, LeftMessage,
+    LoginRequest, NewAgent, Offline, OfflineReason, ServiceError, Services, Session, ShopperTranscript,
 };
 use crate::store::{
-    Actor, Agent, AgentRole, Conversation, ConversationStatus, FaqStats, FeedbackRecord, Handoff, Message, Proposal,
-    ProposalKind, ProposalStatus, Role, Stats, StoredDecision, Suggestion, Transcript, Verdict,
+    Actor, Agent, AgentRole, ContactKind, Conversation, ConversationStatus, FaqStats, FeedbackRecord, Handoff, Message,
+    Proposal, ProposalKind, ProposalStatus, Role, Stats, StoredDecision, Suggestion, Transcript, Verdict,
 };
 
 #[derive(Clone)]

@@ -269,15 +269,8 @@ mod tests {
 
     #[test]
     fn clear_winner_is_answered() {
-        let d = decide(
-            "运费险怎么赔",
-            "运费险怎么赔",
-            &[cand(4, 1.1), cand(7, 0.8)],
-            judge(&[cand(4, 1.1), cand(7, 0.8)]),
-            0,
-            &lexicon(),
-            &cfg(),
-        );
+        let c = [cand(4, 1.1), cand(7, 0.8)];
+        let d = decide("运费险怎么赔", "运费险怎么赔", &c, judge(&c), 0, &lexicon(), &cfg());
         assert_eq!((d.action, d.reason, d.faq), (Action::Answer, Reason::Confident, Some(4)));
         assert!(d.confidence > 0.8);
     }
@@ -292,15 +285,8 @@ mod tests {
 
     #[test]
     fn weak_or_no_match_goes_to_a_human() {
-        let d = decide(
-            "你们老板是谁",
-            "你们老板是谁",
-            &[cand(1, 0.5), cand(2, 0.49)],
-            judge(&[cand(1, 0.5), cand(2, 0.49)]),
-            0,
-            &lexicon(),
-            &cfg(),
-        );
+        let c = [cand(1, 0.5), cand(2, 0.49)];
+        let d = decide("你们老板是谁", "你们老板是谁", &c, judge(&c), 0, &lexicon(), &cfg());
         assert_eq!((d.action, d.reason), (Action::Handoff, Reason::NoConfidentMatch));
         let d = decide("😊", "😊", &[], judge(&[]), 0, &lexicon(), &cfg());
         assert_eq!((d.action, d.reason), (Action::Handoff, Reason::NoConfidentMatch));

@@ -41,10 +41,14 @@ const FOREIGN_CHARS: usize = 160;
 
 const OFF_TOPIC: &str = include_str!("off_topic.txt");
 
+/// The calibration cached in `file`, whatever it was fitted from.
+pub fn stored(file: &Path) -> Option<KbCalibration> {
+    serde_json::from_slice(&std::fs::read(file).ok()?).ok()
+}
+
 /// The calibration cached in `file`, when it was fitted from the inputs `key` names.
 pub fn cached(file: &Path, key: &str) -> Option<KbCalibration> {
-    let stored: KbCalibration = serde_json::from_slice(&std::fs::read(file).ok()?).ok()?;
-    (stored.key == key).then_some(stored)
+    stored(file).filter(|c| c.key == key)
 }
 
 /// Fits the calibration for `retriever`'s knowledge base and writes it to
@@ -195,8 +199,7 @@ fn ask(
         None => retriever.query_vector(text, mode)?,
     };
     let filter = Filter { product_id: products.page, now: None };
-    let candidates = retriever.candidates_with(text, vector.or(embedded.as_deref()), &filter, K, mode, skip)?;
-    let ranked: Vec<Candidate> = retriever.rank(candidates, K, mode);
+    let ranked = retriever.search_with(text, vector.or(embedded.as_deref()), &filter, K, mode, skip)?;
     let Some(evidence) = retriever.evidence(text, &ranked, products) else { return Ok(None) };
     let is_answer = |c: &Candidate| Some(c.faq) == answer;
     Ok(Some(Sample {

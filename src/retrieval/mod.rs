@@ -197,7 +197,22 @@ impl Retriever {
         mode: Mode,
     ) -> Result<Vec<Candidate>, RetrievalError> {
         let vector = self.query_vector(text, mode)?;
-        Ok(self.rank(self.candidates_with(text, vector.as_deref(), filter, k, mode, &|_| false)?, k, mode))
+        self.search_with(text, vector.as_deref(), filter, k, mode, &|_| false)
+    }
+
+    /// As [`Retriever::search_mode`], for `text` and its embedding `vector`
+    /// (required unless `mode` is BM25), leaving out the phrasings for which
+    /// `skip(ordinal)` holds (self-calibration holds phrasings out).
+    pub fn search_with(
+        &self,
+        text: &str,
+        vector: Option<&[f32]>,
+        filter: &Filter,
+        k: usize,
+        mode: Mode,
+        skip: &dyn Fn(usize) -> bool,
+    ) -> Result<Vec<Candidate>, RetrievalError> {
+        Ok(self.rank(self.candidates_with(text, vector, filter, k, mode, skip)?, k, mode))
     }
 
     /// The query embedding a mode needs (none for BM25).
@@ -219,18 +234,13 @@ impl Retriever {
         self.dense.as_ref().map(|d| d.vectors.row(ordinal))
     }
 
-    /// Number of phrasings (the ordinals are `0..phrasing_count()`).
-    pub fn phrasing_count(&self) -> usize {
-        self.phrasings.len()
-    }
-
     /// The phrasing ordinals of FAQ `faq`.
     pub fn faq_phrasings(&self, faq: usize) -> std::ops::Range<usize> {
         self.faq_start[faq]..self.faq_start[faq + 1]
     }
 
     /// Scores `candidates` in `mode`, best first, at most `k`.
-    pub fn rank(&self, mut candidates: Vec<Candidate>, k: usize, mode: Mode) -> Vec<Candidate> {
+    fn rank(&self, mut candidates: Vec<Candidate>, k: usize, mode: Mode) -> Vec<Candidate> {
         let fusion = &self.config.fusion;
         for c in &mut candidates {
             c.score = match mode {
@@ -262,7 +272,7 @@ impl Retriever {
     /// As [`Retriever::candidates`], for
     /// `text` and its embedding `vector` (required unless `mode` is BM25).
     /// Phrasings for which `skip(ordinal)` holds are left out.
-    pub fn candidates_with(
+    fn candidates_with(
         &self,
         text: &str,
         vector: Option<&[f32]>,

@@ -25,9 +25,7 @@ pub use desk::Desk;
 pub use error::ServiceError;
 pub use knowledge::{ImportOutcome, KbSummary, Knowledge};
 pub use learning::Learning;
-pub use turns::{
-    AnswerRequest, AnswerResponse, Choice, Contact, ContactKind, LeaveMessage, LeftMessage, ShopperTranscript, Turns,
-};
+pub use turns::{AnswerRequest, AnswerResponse, Choice, Contact, LeaveMessage, LeftMessage, ShopperTranscript, Turns};
 
 use crate::config::Config;
 use crate::embed::Embedder;

@@ -15,7 +15,7 @@ use crate::decision::{Action, Confidence, Reason, ScriptGroup, decide, is_follow
 use crate::engine::Engine;
 use crate::index::Filter;
 use crate::retrieval::{Candidate, ProductContext};
-use crate::store::{ConversationStatus, DecisionRecord, Message, Store, TurnRecord};
+use crate::store::{ContactKind, ConversationStatus, DecisionRecord, Message, Store, TurnRecord};
 use crate::text::{clean, detect_locale};
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -59,63 +59,6 @@ pub struct AnswerResponse {
     /// (`POST /v1/conversations/{id}/leave-message`). Absent otherwise, and
     /// always for stores without service hours.
     pub offline: Option<Offline>,
-}
-
-/// How an agent can reach a shopper who left a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ContactKind {
-    /// A mobile number: 11 digits starting with 1 (China), or `+` and 7–15 digits.
-    Phone,
-    /// An e-mail address.
-    Email,
-    /// A Wangwang (旺旺) / Taobao account name.
-    Wangwang,
-}
-
-impl ContactKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            ContactKind::Phone => "phone",
-            ContactKind::Email => "email",
-            ContactKind::Wangwang => "wangwang",
-        }
-    }
-
-    /// The contact as stored (spaces and dashes out of phone numbers), or why it is not one.
-    fn check(self, value: &str) -> Result<String, String> {
-        let value = value.trim();
-        let ok = match self {
-            ContactKind::Phone => {
-                let digits: String = value.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
-                let (plus, rest) = digits.strip_prefix('+').map_or((false, digits.as_str()), |r| (true, r));
-                let all_digits = !rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit());
-                let valid = all_digits
-                    && match plus {
-                        true => (7..=15).contains(&rest.len()),
-                        false => rest.len() == 11 && rest.starts_with('1'),
-                    };
-                return valid
-                    .then_some(digits)
-                    .ok_or_else(|| "a phone number is 11 digits starting with 1, or + and 7–15 digits".to_string());
-            }
-            ContactKind::Email => {
-                value.len() <= 254
-                    && value.split_once('@').is_some_and(|(local, domain)| {
-                        !local.is_empty()
-                            && domain.contains('.')
-                            && !domain.starts_with('.')
-                            && !domain.ends_with('.')
-                            && !value.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
-                            && !domain.contains('@')
-                    })
-            }
-            ContactKind::Wangwang => {
-                (2..=64).contains(&value.chars().count()) && !value.chars().any(|c| c.is_whitespace() || c.is_control())
-            }
-        };
-        ok.then(|| value.to_string()).ok_or_else(|| format!("{value:?} is not a valid {}", self.name()))
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -321,9 +264,9 @@ impl Turns {
     /// reach them; the agents see it first in the queue.
     pub fn leave_message(&self, conversation_id: &str, req: &LeaveMessage) -> Result<LeftMessage, ServiceError> {
         let text = message_text(&req.text, self.config.server.max_text_chars)?;
-        let contact = req.contact.kind.check(&req.contact.value).map_err(ServiceError::Invalid)?;
+        let contact = checked_contact(req.contact.kind, &req.contact.value).map_err(ServiceError::Invalid)?;
         let conversation = self.store.conversation(conversation_id)?;
-        let message = self.store.leave_message(conversation_id, req.contact.kind.name(), &contact, text)?;
+        let message = self.store.leave_message(conversation_id, req.contact.kind, &contact, text)?;
         let back_at = self.unavailable(&conversation.locale).and_then(|u| u.back_at);
         let notice = match (is_zh(&conversation.locale), back_at) {
             (true, Some(at)) => format!("留言已收到，客服 {at} 上线后会第一时间联系您。"),
@@ -357,6 +300,41 @@ impl Turns {
     pub fn rate(&self, decision_id: i64, conversation_id: &str, helpful: bool) -> Result<(), ServiceError> {
         Ok(self.store.rate(decision_id, conversation_id, helpful)?)
     }
+}
+
+/// The contact as stored (spaces and dashes out of phone numbers), or why it is not one.
+fn checked_contact(kind: ContactKind, value: &str) -> Result<String, String> {
+    let value = value.trim();
+    let ok = match kind {
+        ContactKind::Phone => {
+            let digits: String = value.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
+            let (plus, rest) = digits.strip_prefix('+').map_or((false, digits.as_str()), |r| (true, r));
+            let all_digits = !rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit());
+            let valid = all_digits
+                && match plus {
+                    true => (7..=15).contains(&rest.len()),
+                    false => rest.len() == 11 && rest.starts_with('1'),
+                };
+            return valid
+                .then_some(digits)
+                .ok_or_else(|| "a phone number is 11 digits starting with 1, or + and 7–15 digits".to_string());
+        }
+        ContactKind::Email => {
+            value.len() <= 254
+                && value.split_once('@').is_some_and(|(local, domain)| {
+                    !local.is_empty()
+                        && domain.contains('.')
+                        && !domain.starts_with('.')
+                        && !domain.ends_with('.')
+                        && !value.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
+                        && !domain.contains('@')
+                })
+        }
+        ContactKind::Wangwang => {
+            (2..=64).contains(&value.chars().count()) && !value.chars().any(|c| c.is_whitespace() || c.is_control())
+        }
+    };
+    ok.then(|| value.to_string()).ok_or_else(|| format!("{value:?} is not a valid {}", kind.name()))
 }
 
 fn check_deadline(deadline: Instant) -> Result<(), ServiceError> {

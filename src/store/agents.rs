@@ -6,7 +6,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Actor, Agent, AgentRole, Conversation, ConversationStatus, Store, StoreError, conversation, now_secs};
 
-const AGENT_SELECT: &str = "SELECT id, login, display_name, role, disabled, created_at FROM agents";
+/// The columns `agent_row` reads, in its order.
+const AGENT_COLUMNS: &str = "id, login, display_name, role, disabled, created_at";
 
 fn agent_row(r: &rusqlite::Row) -> rusqlite::Result<Agent> {
     Ok(Agent {
@@ -20,7 +21,7 @@ fn agent_row(r: &rusqlite::Row) -> rusqlite::Result<Agent> {
 }
 
 fn agent(conn: &Connection, id: i64) -> Result<Agent, StoreError> {
-    conn.query_row(&format!("{AGENT_SELECT} WHERE id = ?1"), [id], agent_row)
+    conn.query_row(&format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = ?1"), [id], agent_row)
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("agent {id}")))
 }
@@ -77,16 +78,15 @@ impl Store {
 
     pub fn agents(&self) -> Result<Vec<Agent>, StoreError> {
         let conn = self.read()?;
-        let mut stmt = conn.prepare(&format!("{AGENT_SELECT} ORDER BY id"))?;
+        let mut stmt = conn.prepare(&format!("SELECT {AGENT_COLUMNS} FROM agents ORDER BY id"))?;
         Ok(stmt.query_map([], agent_row)?.collect::<Result<_, _>>()?)
     }
 
     /// An enabled account by login, with its password hash.
     pub fn agent_login(&self, login: &str) -> Result<Option<(Agent, String)>, StoreError> {
         let conn = self.read()?;
-        let sql = "SELECT id, login, display_name, role, disabled, created_at, password_hash FROM agents
-                   WHERE login = ?1 AND disabled = 0";
-        Ok(conn.query_row(sql, [login], |r| Ok((agent_row(r)?, r.get(6)?))).optional()?)
+        let sql = format!("SELECT {AGENT_COLUMNS}, password_hash FROM agents WHERE login = ?1 AND disabled = 0");
+        Ok(conn.query_row(&sql, [login], |r| Ok((agent_row(r)?, r.get(6)?))).optional()?)
     }
 
     /// Changes an account; disabling it ends its sessions and returns its
@@ -133,10 +133,11 @@ impl Store {
     /// The enabled agent of a session that has not expired at `now`.
     pub fn session_agent(&self, token_hash: &str, now: i64) -> Result<Option<Agent>, StoreError> {
         let conn = self.read()?;
-        let sql = "SELECT a.id, a.login, a.display_name, a.role, a.disabled, a.created_at
-                   FROM sessions s JOIN agents a ON a.id = s.agent_id
-                   WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND a.disabled = 0";
-        Ok(conn.query_row(sql, params![token_hash, now], agent_row).optional()?)
+        let sql = format!(
+            "SELECT {AGENT_COLUMNS} FROM agents WHERE disabled = 0
+               AND id = (SELECT agent_id FROM sessions WHERE token_hash = ?1 AND expires_at > ?2)"
+        );
+        Ok(conn.query_row(&sql, params![token_hash, now], agent_row).optional()?)
     }
 
     pub fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
@@ -149,30 +150,33 @@ impl Store {
         let Some(me) = actor.agent_id() else {
             return Err(StoreError::Conflict("only a logged-in agent can take a conversation".into()));
         };
-        self.assign(id, actor, Some(me), true)
+        self.assign(id, Some(me), |conn, c| claim(conn, c, actor))
     }
 
     /// Hands a conversation to another agent (`to`), or back to the queue
     /// (None): its owner may, and an admin.
     pub fn transfer(&self, id: &str, actor: &Actor, to: Option<i64>) -> Result<Conversation, StoreError> {
-        self.assign(id, actor, to, false)
+        self.assign(id, to, |conn, c| match c.owner_id {
+            Some(_) => check_owner(conn, c, actor),
+            None if actor.is_admin() => Ok(()),
+            None => Err(StoreError::Conflict(format!("conversation {id} is in the queue: take it first"))),
+        })
     }
 
-    fn assign(&self, id: &str, actor: &Actor, to: Option<i64>, taking: bool) -> Result<Conversation, StoreError> {
+    /// Gives a waiting conversation to `to` (None: the queue) when `allowed` agrees.
+    fn assign(
+        &self,
+        id: &str,
+        to: Option<i64>,
+        allowed: impl FnOnce(&Connection, &Conversation) -> Result<(), StoreError>,
+    ) -> Result<Conversation, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let c = conversation(&tx, id)?;
         if c.status != ConversationStatus::Handoff {
             return Err(StoreError::Conflict(format!("conversation {id} is not with the agents ({:?})", c.status)));
         }
-        match (taking, c.owner_id) {
-            (true, _) => claim(&tx, &c, actor)?,
-            (false, Some(_)) => check_owner(&tx, &c, actor)?,
-            (false, None) if !actor.is_admin() => {
-                return Err(StoreError::Conflict(format!("conversation {id} is in the queue: take it first")));
-            }
-            (false, None) => {}
-        }
+        allowed(&tx, &c)?;
         if let Some(to) = to {
             let target = agent(&tx, to)?;
             if target.disabled {

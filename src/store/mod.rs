@@ -196,7 +196,7 @@ impl Store {
         if status == ConversationStatus::Closed {
             return Err(StoreError::Conflict(format!("conversation {} is closed", turn.conversation_id)));
         }
-        let message_id = insert_message(&tx, &turn.conversation_id, Role::Shopper, &turn.text, now)?.id;
+        let message_id = insert_message(&tx, &turn.conversation_id, Role::Shopper, &turn.text, now, None)?.id;
         let mut decision_id = None;
         if let Some(d) = &turn.decision {
             tx.execute(
@@ -217,7 +217,7 @@ impl Store {
             decision_id = Some(tx.last_insert_rowid());
         }
         if let Some(reply) = &turn.bot_reply {
-            insert_message(&tx, &turn.conversation_id, Role::Bot, reply, now)?;
+            insert_message(&tx, &turn.conversation_id, Role::Bot, reply, now, None)?;
         }
         let status = if turn.handoff_reason.is_some() { ConversationStatus::Handoff } else { status };
         tx.execute(
@@ -471,7 +471,7 @@ impl Store {
     pub fn leave_message(
         &self,
         conversation_id: &str,
-        contact_kind: &str,
+        contact_kind: ContactKind,
         contact: &str,
         text: &str,
     ) -> Result<Message, StoreError> {
@@ -487,7 +487,7 @@ impl Store {
             conversation(&tx, conversation_id)?;
             return Err(StoreError::Conflict(format!("conversation {conversation_id} is not waiting for an agent")));
         }
-        let message = insert_message(&tx, conversation_id, Role::Shopper, text, now)?;
+        let message = insert_message(&tx, conversation_id, Role::Shopper, text, now, None)?;
         tx.execute("UPDATE conversations SET updated_at = ?2 WHERE id = ?1", params![conversation_id, now])?;
         tx.commit()?;
         Ok(message)
@@ -709,8 +709,8 @@ impl Store {
         Ok(())
     }
 
-    /// Closes a conversation and its open ticket; closing a closed one is a conflict.
-    /// Closes a conversation (its owner, or anyone while it is unowned).
+    /// Closes a conversation and its open ticket: its owner, an admin, or
+    /// anyone while it is unowned; closing a closed one is a conflict.
     pub fn close(&self, id: &str, actor: &Actor) -> Result<Conversation, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
@@ -791,25 +791,22 @@ fn insert_agent_message(
         return Err(StoreError::Conflict(format!("conversation {conversation_id} is closed")));
     }
     agents::claim(conn, &c, actor)?;
-    let now = now_secs();
-    let author = actor.agent.as_ref().map(|a| a.display_name.clone());
-    conn.execute(
-        "INSERT INTO messages (conversation_id, role, text, created_at, agent_id, author) VALUES (?1, 'agent', ?2, ?3, ?4, ?5)",
-        params![conversation_id, text, now, actor.agent_id(), author],
-    )?;
-    Ok(Message { id: conn.last_insert_rowid(), role: Role::Agent, text: text.to_string(), created_at: now, author })
+    insert_message(conn, conversation_id, Role::Agent, text, now_secs(), actor.agent.as_ref())
 }
 
+/// Appends a message; an agent's is signed with `agent`'s name.
 fn insert_message(
     conn: &Connection,
     conversation_id: &str,
     role: Role,
     text: &str,
     now: i64,
+    agent: Option<&Agent>,
 ) -> Result<Message, StoreError> {
+    let author = agent.map(|a| a.display_name.clone());
     conn.execute(
-        "INSERT INTO messages (conversation_id, role, text, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![conversation_id, role, text, now],
+        "INSERT INTO messages (conversation_id, role, text, created_at, agent_id, author) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![conversation_id, role, text, now, agent.map(|a| a.id), author],
     )?;
-    Ok(Message { id: conn.last_insert_rowid(), role, text: text.to_string(), created_at: now, author: None })
+    Ok(Message { id: conn.last_insert_rowid(), role, text: text.to_string(), created_at: now, author })
 }

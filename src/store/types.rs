@@ -101,6 +101,18 @@ impl Actor {
 }
 
 text_enum! {
+    /// How an agent can reach a shopper who left a message.
+    pub enum ContactKind {
+        /// A mobile number: 11 digits starting with 1 (China), or `+` and 7–15 digits.
+        Phone = "phone",
+        /// An e-mail address.
+        Email = "email",
+        /// A Wangwang (旺旺) / Taobao account name.
+        Wangwang = "wangwang",
+    }
+}
+
+text_enum! {
     /// An agent's verdict on a drafted reply.
     pub enum Verdict { Accepted = "accepted", Edited = "edited", Rejected = "rejected" }
 }
@@ -174,8 +186,8 @@ pub struct Handoff {
     pub product_id: Option<String>,
     /// The shopper's own latest message (not the bot's notices).
     pub last_message: String,
-    /// How to reach a shopper who left a message (`phone`, `email`, `wangwang`).
-    pub contact_kind: Option<String>,
+    /// How to reach a shopper who left a message.
+    pub contact_kind: Option<ContactKind>,
     pub contact: Option<String>,
     /// When the shopper left a message for the agents (unix seconds).
     pub message_left_at: Option<i64>,

@@ -78,14 +78,31 @@ pub async fn start(db: &Path, tweak: impl FnOnce(&mut Config)) -> Server {
 }
 
 impl Server {
-    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let r = self.http.post(format!("{}{path}", self.url)).bearer_auth(KEY).json(&body).send().await.unwrap();
+    /// A JSON request with a chosen credential (None: none at all) and body.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut r = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let r = r.send().await.unwrap();
         (r.status(), r.json().await.unwrap_or(Value::Null))
     }
 
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::POST, path, Some(KEY), Some(body)).await
+    }
+
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let r = self.http.get(format!("{}{path}", self.url)).bearer_auth(KEY).send().await.unwrap();
-        (r.status(), r.json().await.unwrap_or(Value::Null))
+        self.call(reqwest::Method::GET, path, Some(KEY), None).await
     }
 
     pub async fn ask(&self, body: Value) -> Value {
