@@ -241,7 +241,7 @@ test("outside service hours the shopper leaves a message, reloads, and later rea
   await profile.close();
 });
 
-test("two agents log in: one takes the shopper, the other cannot answer; a transfer; the shopper sees who replies", { timeout: 300_000 }, async () => {
+test("two agents log in: one takes the shopper, the other cannot answer; a transfer; the shopper sees who replies, gets a canned reply and rates the service", { timeout: 300_000 }, async () => {
   // An admin creates two accounts through the API (the console's own login then uses them).
   for (const [login, display_name] of [["li", "小李"], ["wang", "小王"]]) {
     const r = await fetch(url + "/v1/agents", {
@@ -305,4 +305,51 @@ test("two agents log in: one takes the shopper, the other cannot answer; a trans
   await wang.locator("#reply button.primary").click();
   await log.locator('[data-role="agent"]', { hasText: "接着为您跟进" }).filter({ hasText: "小王" }).waitFor({ timeout: 30_000 });
   assert.equal(await wang.getByTestId("notice").innerText(), "");
+
+  // 小王 saves a personal canned reply (快捷短语) on the tablet, then types
+  // "/补发" in the reply box: the popup offers it beside nothing else (the
+  // store-wide 退货地址 does not match), Enter puts it in, and it is sent.
+  const r = await fetch(url + "/v1/canned", {
+    method: "POST", headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+    body: JSON.stringify({ title: "退货地址", text: "退货请寄回：杭州市余杭区仓前街道 1 号" }),
+  });
+  assert.equal(r.status, 201, await r.text());
+  await wang.getByTestId("canned-btn").click();
+  await wang.getByTestId("canned-reply").filter({ hasText: "退货地址" }).waitFor({ timeout: 30_000 });
+  assert.equal(await wang.getByTestId("canned-personal").isChecked(), true);
+  await wang.getByTestId("canned-title").fill("补发说明");
+  await wang.getByTestId("canned-text").fill("补发的包裹已登记，顺丰发出后会短信通知您 📦");
+  await wang.getByTestId("canned-add").click();
+  await wang.getByTestId("canned-reply").filter({ hasText: "补发说明" }).waitFor({ timeout: 30_000 });
+  await wang.screenshot({ path: join(shots, "agent-canned.png") });
+  await wang.locator("#canned .view-close").click();
+  await wang.locator("#reply-text").pressSequentially("/补发");
+  const offered = wang.getByTestId("canned-item");
+  await offered.filter({ hasText: "补发说明" }).waitFor({ timeout: 30_000 });
+  assert.equal(await offered.count(), 1);
+  await wang.locator("#reply-text").press("Enter");
+  assert.equal(await wang.locator("#reply-text").inputValue(), "补发的包裹已登记，顺丰发出后会短信通知您 📦");
+  await wang.locator("#reply button.primary").click();
+  await log.locator('[data-role="agent"]', { hasText: "顺丰发出后" }).filter({ hasText: "小王" }).waitFor({ timeout: 30_000 });
+
+  // 小王 closes it: the shopper is asked to rate the service, gives 4 stars
+  // with a comment, and the figure reaches the console's service figures.
+  await wang.locator("#close-conv").click();
+  const survey = shopper.getByTestId("xiaoer-survey");
+  await survey.waitFor({ timeout: 30_000 });
+  await shopper.getByTestId("xiaoer-star-4").click();
+  await shopper.getByTestId("xiaoer-survey-comment").fill("小王很耐心，补发也快 👍");
+  await shopper.screenshot({ path: join(shots, "widget-survey.png") });
+  await shopper.getByTestId("xiaoer-survey-send").click();
+  await log.getByText("感谢您的评价！").waitFor({ timeout: 30_000 });
+  assert.equal(await survey.count(), 0);
+
+  await wang.getByTestId("stats-btn").click();
+  const row = (name) => wang.getByTestId("stats-row").filter({ hasText: name });
+  await row("小王").waitFor({ timeout: 30_000 });
+  assert.equal(await row("全部").locator('[data-figure="satisfaction"]').innerText(), "4.0 / 5");
+  assert.equal(await row("小王").locator('[data-figure="satisfaction"]').innerText(), "4.0 / 5");
+  assert.equal(await row("全部").locator('[data-figure="transfer_rate"]').innerText(), "100%");
+  assert.equal(await row("小李").locator('[data-figure="transfer_rate"]').innerText(), "100%");
+  await wang.screenshot({ path: join(shots, "agent-stats.png") });
 });

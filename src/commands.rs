@@ -285,7 +285,7 @@ pub fn kb_import(config: &Config, file: &Path, dry_run: bool, partial: bool) -> 
         anyhow::ensure!(bad == 0, "{}: {bad} bad row(s)", file.display());
         return Ok(());
     }
-    Store::open(&config.database_path())?.save_edits(&report.entries)?;
+    Store::open(&config.database_path())?.save_edits(&report.entries, None)?;
     println!("imported {} entries (live after `POST /v1/kb/reload` or a restart)", report.entries.len());
     Ok(())
 }

@@ -11,29 +11,14 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-async fn create(server: &common::Server, login: &str, name: &str, role: &str) -> Value {
-    let body = json!({"login": login, "display_name": name, "role": role, "password": format!("{login}-secret-1")});
-    let (status, agent) = server.call(Method::POST, "/v1/agents", Some(KEY), Some(body)).await;
-    assert_eq!(status, StatusCode::CREATED, "{agent}");
-    agent
-}
-
-async fn login(server: &common::Server, login: &str) -> String {
-    let body = json!({"login": login, "password": format!("{login}-secret-1")});
-    let (status, session) = server.call(Method::POST, "/v1/auth/login", None, Some(body)).await;
-    assert_eq!(status, StatusCode::OK, "{session}");
-    assert_eq!(session["agent"]["login"], login);
-    session["token"].as_str().unwrap().to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounts_sessions_and_roles() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("db.sqlite3");
     let server = start(&db, |c| c.server.rate_burst = 1000).await;
 
-    let li = create(&server, "li", "小李", "agent").await;
-    create(&server, "boss", "老板", "admin").await;
+    let li = server.create_agent("li", "小李", "agent").await;
+    server.create_agent("boss", "老板", "admin").await;
     assert!(li.get("password_hash").is_none() && li.get("password").is_none(), "{li}");
     // Bad accounts are refused clearly; a taken login is a conflict.
     for (body, want) in [
@@ -56,7 +41,7 @@ async fn accounts_sessions_and_roles() {
     assert_error(status, &b, StatusCode::UNAUTHORIZED);
     assert_eq!(a["message"], b["message"]);
 
-    let token = login(&server, "li").await;
+    let token = server.login("li").await;
     let (status, me) = server.call(Method::GET, "/v1/auth/me", Some(&token), None).await;
     assert_eq!(
         (status, me["display_name"].as_str(), me["role"].as_str()),
@@ -92,7 +77,7 @@ async fn accounts_sessions_and_roles() {
         assert_error(status, &v, StatusCode::UNAUTHORIZED);
     }
     // An admin account passes the role check.
-    let boss = login(&server, "boss").await;
+    let boss = server.login("boss").await;
     let (status, v) = server.call(Method::GET, "/v1/kb/proposals", Some(&boss), None).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     let (status, v) = server
@@ -116,7 +101,7 @@ async fn accounts_sessions_and_roles() {
     assert_error(status, &v, StatusCode::UNAUTHORIZED);
 
     // Disabling an agent ends their sessions at once.
-    let token = login(&server, "li").await;
+    let token = server.login("li").await;
     let (status, _) = server
         .call(Method::PATCH, &format!("/v1/agents/{}", li["id"]), Some(KEY), Some(json!({"disabled": true})))
         .await;
@@ -132,9 +117,9 @@ async fn accounts_sessions_and_roles() {
 async fn one_agent_owns_a_conversation() {
     let tmp = tempfile::tempdir().unwrap();
     let server = start(&tmp.path().join("db.sqlite3"), |c| c.server.rate_burst = 1000).await;
-    create(&server, "li", "小李", "agent").await;
-    let wang_agent = create(&server, "wang", "小王", "agent").await;
-    let (li, wang) = (login(&server, "li").await, login(&server, "wang").await);
+    server.create_agent("li", "小李", "agent").await;
+    let wang_agent = server.create_agent("wang", "小王", "agent").await;
+    let (li, wang) = (server.login("li").await, server.login("wang").await);
 
     let v = server.ask(json!({"text": "收到的面霜瓶子碎了，转人工"})).await;
     assert_eq!(v["action"], "handoff", "{v}");

@@ -57,9 +57,23 @@ async fn api_edits_are_live_at_once_and_survive_restart() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 
-    // A similar question added by an operator matches too.
-    let (status, _) = server.post("/v1/kb/faqs/invoice-title/similar", json!({"text": "公司报销要写单位抬头"})).await;
+    // A similar question added by an operator (an admin account) matches too.
+    let boss_id = server.create_agent("boss", "老板", "admin").await["id"].as_i64().unwrap();
+    let boss = server.login("boss").await;
+    let similar = json!({"text": "公司报销要写单位抬头"});
+    let path = "/v1/kb/faqs/invoice-title/similar";
+    let (status, _) = server.call(reqwest::Method::POST, path, Some(&boss), Some(similar)).await;
     assert_eq!(status, StatusCode::OK);
+    // Each edit records who made it: the API key is no one, the admin is named.
+    let signed: Vec<Option<i64>> = rusqlite::Connection::open(&db)
+        .unwrap()
+        .prepare("SELECT agent_id FROM kb_edits ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(signed, [None, Some(boss_id)]);
     let (_, shown) = server.get("/v1/kb/faqs/invoice-title").await;
     assert!(shown["similar"].as_array().unwrap().iter().any(|s| s == "公司报销要写单位抬头"));
 

@@ -36,12 +36,14 @@ pub use metrics::Metrics;
 use crate::decision::{Action, Reason};
 use crate::kb::{FaqInput, ImportReport};
 use crate::service::{
-    AgentUpdate, AnswerRequest, AnswerResponse, Choice, Contact, ImportOutcome, KbSummary, LeaveMessage, LeftMessage,
-    LoginRequest, NewAgent, Offline, OfflineReason, ServiceError, Services, Session, ShopperTranscript,
+    AgentUpdate, AnswerRequest, AnswerResponse, CannedSuggestion, Choice, Contact, ImportOutcome, KbSummary,
+    LeaveMessage, LeftMessage, LoginRequest, NewAgent, NewCannedReply, Offline, OfflineReason, ServiceError, Services,
+    Session, ShopperTranscript, SurveyAnswer,
 };
 use crate::store::{
-    Actor, Agent, AgentRole, ContactKind, Conversation, ConversationStatus, FaqStats, FeedbackRecord, Handoff, Message,
-    Proposal, ProposalKind, ProposalStatus, Role, Stats, StoredDecision, Suggestion, Transcript, Verdict,
+    Actor, Agent, AgentFigures, AgentRole, CannedReply, ContactKind, Conversation, ConversationStatus, DeskFigures,
+    FaqStats, FeedbackRecord, Handoff, Message, Proposal, ProposalKind, ProposalStatus, Role, Stats, StoredDecision,
+    Suggestion, Transcript, Verdict,
 };
 
 #[derive(Clone)]
@@ -98,8 +100,8 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<
     info(title = "xiaoer 店小二", description = "E-commerce customer-service answers, handoffs and agent drafts."),
     paths(
         answer, handoffs, conversation, suggestions, feedback, agent_message, close, take, transfer, login, logout, me,
-        agents_list, agents_create, agents_update, healthz, readyz, kb_get, kb_put,
-        kb_delete, kb_similar, kb_reload, kb_import, rate, stats, mine_gaps, proposals, approve, dismiss
+        agents_list, agents_create, agents_update, canned_search, canned_add, canned_delete, canned_suggestions, healthz, readyz, kb_get, kb_put,
+        kb_delete, kb_similar, kb_reload, kb_import, rate, survey, stats, mine_gaps, proposals, approve, dismiss
     ),
     components(schemas(
         AnswerRequest, AnswerResponse, Choice, Action, Reason, ErrorBody, Handoff, Transcript, Conversation,
@@ -107,7 +109,8 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<
         AgentMessageRequest, FaqInput, KbSummary, ImportOutcome, ImportReport, SimilarRequest, RatingRequest, Stats,
         FaqStats, Proposal, ProposalKind, ProposalStatus, ApproveRequest, Offline, OfflineReason, Contact, ContactKind,
         LeaveMessage, LeftMessage, ShopperTranscript, PresenceRequest, TransferRequest, LoginRequest, Session, Agent,
-        AgentRole, NewAgent, AgentUpdate
+        AgentRole, NewAgent, AgentUpdate, SurveyAnswer, DeskFigures, AgentFigures, CannedReply, NewCannedReply,
+        CannedSuggestion
     )),
     modifiers(&ApiKeyScheme)
 )]
@@ -155,6 +158,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/stats", get(stats))
         .route("/v1/agent/presence", post(presence))
         .route("/v1/agents", get(agents_list))
+        .route("/v1/canned", get(canned_search).post(canned_add))
+        .route("/v1/canned/suggestions", get(canned_suggestions))
+        .route("/v1/canned/{id}", axum::routing::delete(canned_delete))
         .route("/v1/auth/me", get(me))
         .route("/v1/auth/logout", post(logout))
         .merge(admin)
@@ -172,6 +178,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/decisions/{id}/rating", post(rate))
         .route("/v1/conversations/{id}/transcript", get(shopper_transcript))
         .route("/v1/conversations/{id}/leave-message", post(leave_message))
+        .route("/v1/conversations/{id}/survey", post(survey))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard::rate_limit))
         .route("/v1/conversations/{id}/events", get(pages::conversation_events))
         .route("/widget.js", get(pages::widget))
@@ -486,6 +493,56 @@ async fn agents_list(State(state): State<AppState>) -> Result<Json<Vec<Agent>>, 
     Ok(Json(service(&state, |s| s.accounts.list()).await?))
 }
 
+#[derive(Debug, Deserialize)]
+struct CannedQuery {
+    q: Option<String>,
+}
+
+/// The canned replies the caller may use (store-wide, then their own), those
+/// whose title or text contains `q` when given.
+#[utoipa::path(get, path = "/v1/canned", security(("api_key" = [])), params(("q" = Option<String>, Query)),
+    responses((status = 200, body = Vec<CannedReply>)))]
+async fn canned_search(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    axum::extract::Query(query): axum::extract::Query<CannedQuery>,
+) -> Result<Json<Vec<CannedReply>>, ApiError> {
+    Ok(Json(service(&state, move |s| s.canned.search(&actor, query.q.as_deref())).await?))
+}
+
+/// Add a canned reply: `personal` for the caller alone, else store-wide (admins).
+#[utoipa::path(post, path = "/v1/canned", security(("api_key" = [])), request_body = NewCannedReply, responses(
+    (status = 201, body = CannedReply), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn canned_add(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    ApiJson(new): ApiJson<NewCannedReply>,
+) -> Result<(StatusCode, Json<CannedReply>), ApiError> {
+    Ok((StatusCode::CREATED, Json(service(&state, move |s| s.canned.add(&actor, &new)).await?)))
+}
+
+/// Delete one's own canned reply, or (admins) a store-wide one.
+#[utoipa::path(delete, path = "/v1/canned/{id}", security(("api_key" = [])), params(("id" = i64, Path)), responses(
+    (status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn canned_delete(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    service(&state, move |s| s.canned.delete(&actor, id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Edited drafts agents keep sending (3 times in 30 days) that are no canned reply yet.
+#[utoipa::path(get, path = "/v1/canned/suggestions", security(("api_key" = [])),
+    responses((status = 200, body = Vec<CannedSuggestion>)))]
+async fn canned_suggestions(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+) -> Result<Json<Vec<CannedSuggestion>>, ApiError> {
+    Ok(Json(service(&state, move |s| s.canned.suggestions(&actor)).await?))
+}
+
 /// Create an agent account (admins).
 #[utoipa::path(post, path = "/v1/agents", security(("api_key" = [])), request_body = NewAgent, responses(
     (status = 201, body = Agent), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -523,17 +580,22 @@ async fn kb_get(State(state): State<AppState>, Path(id): Path<String>) -> Result
     (status = 500, description = "The rebuild failed; nothing changed", body = ErrorBody)))]
 async fn kb_put(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<FaqInput>,
 ) -> Result<Json<KbSummary>, ApiError> {
-    Ok(Json(service(&state, move |s| s.knowledge.edit_faq(&id, Some(input))).await?))
+    Ok(Json(service(&state, move |s| s.knowledge.edit_faq(&id, Some(input), &actor)).await?))
 }
 
 /// Delete an FAQ entry.
 #[utoipa::path(delete, path = "/v1/kb/faqs/{id}", security(("api_key" = [])), params(("id" = String, Path)), responses(
     (status = 200, body = KbSummary), (status = 404, body = ErrorBody)))]
-async fn kb_delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<KbSummary>, ApiError> {
-    Ok(Json(service(&state, move |s| s.knowledge.edit_faq(&id, None)).await?))
+async fn kb_delete(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> Result<Json<KbSummary>, ApiError> {
+    Ok(Json(service(&state, move |s| s.knowledge.edit_faq(&id, None, &actor)).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -547,13 +609,14 @@ pub struct SimilarRequest {
     request_body = SimilarRequest, responses((status = 200, body = KbSummary), (status = 404, body = ErrorBody)))]
 async fn kb_similar(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<SimilarRequest>,
 ) -> Result<Json<KbSummary>, ApiError> {
     Ok(Json(
         service(&state, move |s| {
             let text = crate::service::message_text(&req.text, s.config.server.max_text_chars)?;
-            s.knowledge.add_similar(&id, text)
+            s.knowledge.add_similar(&id, text, &actor)
         })
         .await?,
     ))
@@ -582,6 +645,7 @@ struct ImportParams {
     request_body(content = String, content_type = "text/csv"), responses((status = 200, body = ImportOutcome)))]
 async fn kb_import(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     axum::extract::Query(params): axum::extract::Query<ImportParams>,
     headers: HeaderMap,
     body: axum::body::Bytes,
@@ -591,7 +655,7 @@ async fn kb_import(
     }
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let jsonl = ["ndjson", "jsonl", "json-lines"].iter().any(|t| content_type.contains(t));
-    Ok(Json(service(&state, move |s| s.knowledge.import(&body, jsonl, params.dry_run, params.partial)).await?))
+    Ok(Json(service(&state, move |s| s.knowledge.import(&body, jsonl, params.dry_run, params.partial, &actor)).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -625,6 +689,22 @@ async fn shopper_transcript(
     Path(id): Path<String>,
 ) -> Result<Json<ShopperTranscript>, ApiError> {
     Ok(Json(service(&state, move |s| s.turns.transcript(&id)).await?))
+}
+
+/// The shopper rates the service (1–5, optional comment) after an agent
+/// closed the conversation; once per handoff.
+#[utoipa::path(post, path = "/v1/conversations/{id}/survey", params(("id" = String, Path)),
+    request_body = SurveyAnswer, responses(
+    (status = 200, description = "Stored"), (status = 400, description = "Score outside 1–5 or comment too long", body = ErrorBody),
+    (status = 404, body = ErrorBody),
+    (status = 409, description = "Not closed by an agent yet, or already answered", body = ErrorBody)))]
+async fn survey(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(answer): ApiJson<SurveyAnswer>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    service(&state, move |s| s.turns.answer_survey(&id, &answer)).await?;
+    Ok(Json(serde_json::json!({"status": "stored"})))
 }
 
 /// A shopper waiting for an agent leaves a message and how to reach them
@@ -735,10 +815,11 @@ pub struct ApproveRequest {
     (status = 200, body = KbSummary), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn approve(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<i64>,
     ApiJson(req): ApiJson<ApproveRequest>,
 ) -> Result<Json<KbSummary>, ApiError> {
-    Ok(Json(service(&state, move |s| s.learning.approve(id, req.faq_id.as_deref(), req.entry)).await?))
+    Ok(Json(service(&state, move |s| s.learning.approve(id, req.faq_id.as_deref(), req.entry, &actor)).await?))
 }
 
 /// Dismiss a proposal.
@@ -780,6 +861,12 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>
 }
 
 async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
+    let to = chrono::Utc::now().timestamp() + 1;
+    match service(&state, move |s| Ok(s.store.desk_figures(to - metrics::DESK_WINDOW_SECS, to)?)).await {
+        Ok((all, agents)) => state.metrics.set_desk(&all, &agents),
+        // The other metrics still render; the desk's keep their last values.
+        Err(e) => tracing::warn!("desk figures for /metrics: {}", e.message),
+    }
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.render())
 }
 

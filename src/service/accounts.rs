@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
-use super::{ServiceError, now};
+use super::ServiceError;
 use crate::store::{Agent, AgentRole, Store};
 
 /// Shortest password accepted (NIST SP 800-63B's minimum for chosen secrets).
@@ -105,7 +105,7 @@ impl Accounts {
         let mut bytes = [0u8; 32];
         OsRng.fill_bytes(&mut bytes);
         let token = hex::encode(bytes);
-        let expires_at = now() + self.session_secs;
+        let expires_at = self.store.now() + self.session_secs;
         self.store.create_session(&digest(&token), agent.id, expires_at)?;
         Ok(Session { token, expires_at, agent })
     }
@@ -117,7 +117,7 @@ impl Accounts {
     /// The agent a session token belongs to; None: unknown, expired, or the
     /// agent was disabled.
     pub fn agent(&self, token: &str) -> Result<Option<Agent>, ServiceError> {
-        Ok(self.store.session_agent(&digest(token), now())?)
+        Ok(self.store.session_agent(&digest(token), self.store.now())?)
     }
 }
 

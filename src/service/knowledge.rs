@@ -24,7 +24,7 @@ use crate::engine::{Engine, IndexStorage, Progress};
 use crate::kb::{
     FaqEdit, FaqInput, ImportReport, KbOptions, KnowledgeBase, apply_edits, load_path, parse_csv, parse_jsonl,
 };
-use crate::store::Store;
+use crate::store::{Actor, Store};
 
 /// The knowledge base after a change.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -90,7 +90,7 @@ impl Knowledge {
     pub fn reload(&self) -> Result<KbSummary, ServiceError> {
         let _one = lock(&self.changing);
         let (kb, skipped) = Self::current_kb(&self.config, &self.store)?;
-        self.commit(kb, skipped, &[])
+        self.commit(kb, skipped, &[], None)
     }
 
     /// The entry `id` as the admin API shows it.
@@ -100,9 +100,9 @@ impl Knowledge {
         Ok(FaqInput::from_faq(faq))
     }
 
-    /// Creates or replaces (`Some`) or deletes (`None`) entry `id`.
-    pub fn edit_faq(&self, id: &str, entry: Option<FaqInput>) -> Result<KbSummary, ServiceError> {
-        self.change(|kb| {
+    /// Creates or replaces (`Some`) or deletes (`None`) entry `id`, as `actor`.
+    pub fn edit_faq(&self, id: &str, entry: Option<FaqInput>, actor: &Actor) -> Result<KbSummary, ServiceError> {
+        self.change(actor, |kb| {
             match &entry {
                 Some(input) => {
                     input.to_faq(id, kb, "admin edit").map_err(|p| ServiceError::Invalid(p.join("; ")))?;
@@ -115,8 +115,8 @@ impl Knowledge {
     }
 
     /// Adds a similar question to entry `id` (no change when it has it already).
-    pub fn add_similar(&self, id: &str, text: &str) -> Result<KbSummary, ServiceError> {
-        self.change(|kb| {
+    pub fn add_similar(&self, id: &str, text: &str, actor: &Actor) -> Result<KbSummary, ServiceError> {
+        self.change(actor, |kb| {
             let faq = kb.faq(id).ok_or_else(|| not_found(id))?;
             if faq.phrasings().any(|p| p == text) {
                 return Ok(Vec::new());
@@ -136,6 +136,7 @@ impl Knowledge {
         jsonl: bool,
         dry_run: bool,
         partial: bool,
+        actor: &Actor,
     ) -> Result<ImportOutcome, ServiceError> {
         let engine = self.engine();
         let kb = engine.retriever.kb();
@@ -144,14 +145,15 @@ impl Knowledge {
         if dry_run || blocked || report.entries.is_empty() {
             return Ok(ImportOutcome { imported: 0, report, kb: None });
         }
-        let summary = self.change(|_| Ok(report.entries.clone()))?;
+        let summary = self.change(actor, |_| Ok(report.entries.clone()))?;
         Ok(ImportOutcome { imported: report.entries.len(), report, kb: Some(summary) })
     }
 
     /// Derives edits from the latest state with `make`, builds the engine
-    /// with them, and only then stores them and swaps the engine in.
+    /// with them, and only then stores them (signed by `actor`) and swaps the engine in.
     fn change(
         &self,
+        actor: &Actor,
         make: impl FnOnce(&KnowledgeBase) -> Result<Vec<FaqEdit>, ServiceError>,
     ) -> Result<KbSummary, ServiceError> {
         let _one = lock(&self.changing);
@@ -162,12 +164,18 @@ impl Knowledge {
         }
         // `make` validated the new edits against this same state, so they apply.
         skipped.extend(apply_edits(&mut kb, &edits));
-        self.commit(kb, skipped, &edits)
+        self.commit(kb, skipped, &edits, actor.agent_id())
     }
 
     /// Builds the engine for `kb`; only when that worked stores `edits` and
     /// swaps the engine in. The caller holds `changing`.
-    fn commit(&self, kb: KnowledgeBase, skipped: Vec<String>, edits: &[FaqEdit]) -> Result<KbSummary, ServiceError> {
+    fn commit(
+        &self,
+        kb: KnowledgeBase,
+        skipped: Vec<String>,
+        edits: &[FaqEdit],
+        agent_id: Option<i64>,
+    ) -> Result<KbSummary, ServiceError> {
         let previous = self.engine().calibration();
         let engine = Engine::provisional(
             self.config.clone(),
@@ -179,7 +187,7 @@ impl Knowledge {
         )
         .map_err(ServiceError::Rebuild)?;
         if !edits.is_empty() {
-            self.store.save_edits(edits)?;
+            self.store.save_edits(edits, agent_id)?;
         }
         let summary = summary(engine.retriever.kb(), skipped);
         let engine = Arc::new(engine);

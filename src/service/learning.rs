@@ -10,7 +10,7 @@ use crate::embed::Role;
 use crate::gaps::{cluster, near_any};
 use crate::kb::FaqInput;
 use crate::retrieval::RetrievalError;
-use crate::store::{NewProposal, Proposal, ProposalKind, ProposalStatus, Store};
+use crate::store::{Actor, NewProposal, Proposal, ProposalKind, ProposalStatus, Store};
 
 /// Unanswered questions this close (cosine to the cluster centroid) are one gap.
 const GAP_SIMILARITY: f32 = 0.9;
@@ -102,14 +102,22 @@ impl Learning {
 
     /// Approves a proposal: a learned phrasing joins its FAQ; a mined gap
     /// becomes the FAQ `faq_id` written by the operator (`entry`).
-    pub fn approve(&self, id: i64, faq_id: Option<&str>, entry: Option<FaqInput>) -> Result<KbSummary, ServiceError> {
+    pub fn approve(
+        &self,
+        id: i64,
+        faq_id: Option<&str>,
+        entry: Option<FaqInput>,
+        actor: &Actor,
+    ) -> Result<KbSummary, ServiceError> {
         let p = self.store.proposal(id)?;
         if p.status != ProposalStatus::Pending {
             return Err(ServiceError::Conflict(format!("proposal {id} was already decided")));
         }
         let summary = match (p.kind, p.faq_id.as_deref(), faq_id, entry) {
-            (ProposalKind::Similar, Some(target), _, _) => self.knowledge.add_similar(target, &p.text)?,
-            (ProposalKind::NewFaq, _, Some(new_id), Some(entry)) => self.knowledge.edit_faq(new_id, Some(entry))?,
+            (ProposalKind::Similar, Some(target), _, _) => self.knowledge.add_similar(target, &p.text, actor)?,
+            (ProposalKind::NewFaq, _, Some(new_id), Some(entry)) => {
+                self.knowledge.edit_faq(new_id, Some(entry), actor)?
+            }
             _ => {
                 return Err(ServiceError::Invalid(
                     "a new-FAQ proposal needs `faq_id` and `entry` (with its answer)".into(),

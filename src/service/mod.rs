@@ -6,11 +6,13 @@
 //! - [`Turns`]: one shopper message end to end, and the shopper's ratings.
 //! - [`Accounts`]: agent accounts and console sessions.
 //! - [`Desk`]: the agents' queue, transcripts, drafts, feedback, replies, closing.
+//! - [`Canned`]: canned replies (快捷短语) and suggestions for new ones.
 //! - [`Learning`]: gap mining, learned phrasings, proposals.
 //! - [`Presence`] and service hours ([`availability`]): whether a human can answer now.
 
 mod accounts;
 pub mod availability;
+mod canned;
 mod desk;
 mod error;
 mod knowledge;
@@ -21,11 +23,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use accounts::{Accounts, AgentUpdate, LoginRequest, NewAgent, Session};
 pub use availability::{Offline, OfflineReason, Presence, ServiceConfig, ServiceHours};
+pub use canned::{Canned, CannedSuggestion, NewCannedReply};
 pub use desk::Desk;
 pub use error::ServiceError;
 pub use knowledge::{ImportOutcome, KbSummary, Knowledge};
 pub use learning::Learning;
-pub use turns::{AnswerRequest, AnswerResponse, Choice, Contact, LeaveMessage, LeftMessage, ShopperTranscript, Turns};
+pub use turns::{
+    AnswerRequest, AnswerResponse, Choice, Contact, LeaveMessage, LeftMessage, ShopperTranscript, SurveyAnswer, Turns,
+};
 
 use crate::config::Config;
 use crate::embed::Embedder;
@@ -40,6 +45,7 @@ pub struct Services {
     pub turns: Turns,
     pub desk: Desk,
     pub accounts: Accounts,
+    pub canned: Canned,
     pub learning: Arc<Learning>,
     /// Agents' consoles connected now (the API's agent stream registers them).
     pub presence: Arc<Presence>,
@@ -63,6 +69,7 @@ impl Services {
             turns: Turns::new(config.clone(), knowledge.clone(), store.clone(), hours, presence.clone()),
             desk: Desk::new(config.clone(), knowledge.clone(), learning.clone(), store.clone()),
             accounts: Accounts::new(store.clone(), config.server.session_hours),
+            canned: Canned::new(store.clone(), config.server.max_text_chars),
             learning,
             presence,
             knowledge,
@@ -96,10 +103,6 @@ pub fn message_text(text: &str, max_chars: usize) -> Result<&str, ServiceError> 
         return Err(ServiceError::Invalid(format!("`text` is longer than {max_chars} characters")));
     }
     Ok(t)
-}
-
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

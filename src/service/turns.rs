@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::availability::{Offline, Presence, ServiceHours, offline};
 use super::knowledge::Knowledge;
-use super::{ServiceError, message_text, now};
+use super::{ServiceError, message_text};
 use crate::config::Config;
 use crate::decision::{Action, Confidence, Reason, ScriptGroup, decide, is_follow_up};
 use crate::engine::Engine;
@@ -95,7 +95,23 @@ pub struct ShopperTranscript {
     pub message_left: bool,
     /// While waiting for an agent and none can answer: why, and when service resumes.
     pub offline: Option<Offline>,
+    /// An agent closed the conversation and the shopper has not rated the service yet.
+    pub survey_pending: bool,
 }
+
+/// The shopper's satisfaction survey, offered when an agent closes the conversation.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SurveyAnswer {
+    /// 1 (very unsatisfied) to 5 (very satisfied).
+    pub score: i64,
+    /// Optional words for the store (at most 500 characters).
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+/// Longest survey comment kept.
+const MAX_COMMENT_CHARS: usize = 500;
 
 /// What the conversation was last about.
 pub(super) struct Context<'a> {
@@ -126,7 +142,7 @@ impl Turns {
     /// shopper of `locale` reads it.
     fn unavailable(&self, locale: &str) -> Option<Unavailable> {
         let hours = self.hours.as_ref()?;
-        let now = now();
+        let now = self.store.now();
         let offline = offline(Some(hours), &self.presence, now)?;
         let back_at = offline.resumes_at.map(|at| hours.clock(at, now, is_zh(locale)));
         Some(Unavailable { offline, back_at })
@@ -291,6 +307,7 @@ impl Turns {
             message_left: self.store.message_left(conversation_id)?,
             messages: t.messages,
             offline,
+            survey_pending: self.store.survey_pending(conversation_id)?,
         })
     }
 }
@@ -299,6 +316,18 @@ impl Turns {
     /// The shopper of `conversation_id` rates one of its automatic answers.
     pub fn rate(&self, decision_id: i64, conversation_id: &str, helpful: bool) -> Result<(), ServiceError> {
         Ok(self.store.rate(decision_id, conversation_id, helpful)?)
+    }
+
+    /// The shopper answers the survey of the conversation an agent closed.
+    pub fn answer_survey(&self, conversation_id: &str, answer: &SurveyAnswer) -> Result<(), ServiceError> {
+        if !(1..=5).contains(&answer.score) {
+            return Err(ServiceError::Invalid("`score` must be 1 to 5".into()));
+        }
+        let comment = answer.comment.as_deref().map(str::trim).filter(|c| !crate::kb::is_blank(c));
+        if comment.is_some_and(|c| c.chars().count() > MAX_COMMENT_CHARS) {
+            return Err(ServiceError::Invalid(format!("`comment` is longer than {MAX_COMMENT_CHARS} characters")));
+        }
+        Ok(self.store.answer_survey(conversation_id, answer.score, comment)?)
     }
 }
 
@@ -385,7 +414,8 @@ pub(super) fn read_message(
         [one] => Some(*one),
         _ => None,
     };
-    let filter = Filter { product_id: product.map(|p| kb.products[p].id.as_str()), now: Some(now()) };
+    let filter =
+        Filter { product_id: product.map(|p| kb.products[p].id.as_str()), now: Some(chrono::Utc::now().timestamp()) };
     let products = ProductContext { page: filter.product_id, named: named.clone() };
     let short_name = |p: usize| {
         let p = &kb.products[p];

@@ -4,7 +4,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Actor, Agent, AgentRole, Conversation, ConversationStatus, Store, StoreError, conversation, now_secs};
+use super::{Actor, Agent, AgentRole, Conversation, ConversationStatus, Store, StoreError, conversation};
 
 /// The columns `agent_row` reads, in its order.
 const AGENT_COLUMNS: &str = "id, login, display_name, role, disabled, created_at";
@@ -41,18 +41,36 @@ pub(super) fn check_owner(conn: &Connection, c: &Conversation, actor: &Actor) ->
     }
 }
 
-/// `actor` answers `c`: refused when another agent handles it (admins
-/// too: they transfer it first); an agent answering an unowned
-/// conversation becomes its owner (the API key does not).
-pub(super) fn claim(conn: &Connection, c: &Conversation, actor: &Actor) -> Result<(), StoreError> {
-    match (c.owner_id, actor.agent_id()) {
-        (Some(owner), me) if Some(owner) != me => Err(handled_by(conn, c, owner)),
-        (None, Some(me)) => {
-            conn.execute("UPDATE conversations SET owner_id = ?2 WHERE id = ?1", params![c.id, me])?;
-            Ok(())
-        }
+/// Refuses `actor` on a conversation another agent handles (admins too:
+/// they transfer it first).
+fn check_free(conn: &Connection, c: &Conversation, actor: &Actor) -> Result<(), StoreError> {
+    match c.owner_id {
+        Some(owner) if Some(owner) != actor.agent_id() => Err(handled_by(conn, c, owner)),
         _ => Ok(()),
     }
+}
+
+/// `actor` answers `c`: refused when another agent handles it; an agent
+/// answering an unowned conversation becomes its owner (the API key does not).
+pub(super) fn claim(conn: &Connection, c: &Conversation, actor: &Actor, now: i64) -> Result<(), StoreError> {
+    check_free(conn, c, actor)?;
+    match (c.owner_id, actor.agent_id()) {
+        (None, Some(me)) => set_owner(conn, c, Some(me), actor, now),
+        _ => Ok(()),
+    }
+}
+
+/// Gives `c` to `to` (None: the queue), logging the move (the desk's
+/// transfer figures come from the log).
+fn set_owner(conn: &Connection, c: &Conversation, to: Option<i64>, by: &Actor, now: i64) -> Result<(), StoreError> {
+    conn.execute("UPDATE conversations SET owner_id = ?2, updated_at = ?3 WHERE id = ?1", params![c.id, to, now])?;
+    if c.owner_id != to {
+        conn.execute(
+            "INSERT INTO assignments (conversation_id, from_id, to_id, by_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![c.id, c.owner_id, to, by.agent_id(), now],
+        )?;
+    }
+    Ok(())
 }
 
 impl Store {
@@ -68,7 +86,7 @@ impl Store {
         let inserted = conn.execute(
             "INSERT INTO agents (login, display_name, role, password_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (login) DO NOTHING",
-            params![login, display_name, role, password_hash, now_secs()],
+            params![login, display_name, role, password_hash, self.now()],
         )?;
         if inserted == 0 {
             return Err(StoreError::Conflict(format!("login {login:?} is taken")));
@@ -111,6 +129,12 @@ impl Store {
             tx.execute("DELETE FROM sessions WHERE agent_id = ?1", [id])?;
         }
         if disabled == Some(true) {
+            // A disabled agent's conversations go back to the queue (a logged move, by no one).
+            tx.execute(
+                "INSERT INTO assignments (conversation_id, from_id, to_id, by_id, created_at)
+                 SELECT id, owner_id, NULL, NULL, ?2 FROM conversations WHERE owner_id = ?1",
+                params![id, self.now()],
+            )?;
             tx.execute("UPDATE conversations SET owner_id = NULL WHERE owner_id = ?1", [id])?;
         }
         let a = agent(&tx, id)?;
@@ -120,7 +144,7 @@ impl Store {
 
     pub fn create_session(&self, token_hash: &str, agent_id: i64, expires_at: i64) -> Result<(), StoreError> {
         let conn = self.conn();
-        let now = now_secs();
+        let now = self.now();
         // Expired sessions go whenever a new one starts: the table stays small.
         conn.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now])?;
         conn.execute(
@@ -150,25 +174,26 @@ impl Store {
         let Some(me) = actor.agent_id() else {
             return Err(StoreError::Conflict("only a logged-in agent can take a conversation".into()));
         };
-        self.assign(id, Some(me), |conn, c| claim(conn, c, actor))
+        self.assign(id, Some(me), actor, check_free)
     }
 
     /// Hands a conversation to another agent (`to`), or back to the queue
     /// (None): its owner may, and an admin.
     pub fn transfer(&self, id: &str, actor: &Actor, to: Option<i64>) -> Result<Conversation, StoreError> {
-        self.assign(id, to, |conn, c| match c.owner_id {
+        self.assign(id, to, actor, |conn, c, actor| match c.owner_id {
             Some(_) => check_owner(conn, c, actor),
             None if actor.is_admin() => Ok(()),
             None => Err(StoreError::Conflict(format!("conversation {id} is in the queue: take it first"))),
         })
     }
 
-    /// Gives a waiting conversation to `to` (None: the queue) when `allowed` agrees.
+    /// `actor` gives a waiting conversation to `to` (None: the queue) when `allowed` agrees.
     fn assign(
         &self,
         id: &str,
         to: Option<i64>,
-        allowed: impl FnOnce(&Connection, &Conversation) -> Result<(), StoreError>,
+        actor: &Actor,
+        allowed: impl FnOnce(&Connection, &Conversation, &Actor) -> Result<(), StoreError>,
     ) -> Result<Conversation, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
@@ -176,17 +201,14 @@ impl Store {
         if c.status != ConversationStatus::Handoff {
             return Err(StoreError::Conflict(format!("conversation {id} is not with the agents ({:?})", c.status)));
         }
-        allowed(&tx, &c)?;
+        allowed(&tx, &c, actor)?;
         if let Some(to) = to {
             let target = agent(&tx, to)?;
             if target.disabled {
                 return Err(StoreError::Conflict(format!("agent {} is disabled", target.display_name)));
             }
         }
-        tx.execute(
-            "UPDATE conversations SET owner_id = ?2, updated_at = ?3 WHERE id = ?1",
-            params![id, to, now_secs()],
-        )?;
+        set_owner(&tx, &c, to, actor, self.now())?;
         let c = conversation(&tx, id)?;
         tx.commit()?;
         Ok(c)

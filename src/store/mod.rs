@@ -10,6 +10,8 @@
 //! Depends on `kb` (the edit type) and `decision` (its action and reason).
 
 mod agents;
+mod canned;
+mod desk;
 mod types;
 
 use std::path::{Path, PathBuf};
@@ -19,6 +21,8 @@ use crate::decision::{Action, Reason};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+pub use canned::CannedReply;
+pub use desk::{AgentFigures, DeskFigures};
 pub use types::*;
 
 /// A conversation without a message for this long has ended (shoppers
@@ -34,6 +38,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0005_messages_left.sql"),
     include_str!("../../migrations/0006_clarify_choices.sql"),
     include_str!("../../migrations/0007_agents.sql"),
+    include_str!("../../migrations/0008_desk.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +59,7 @@ pub struct Store {
     path: Option<PathBuf>,
     /// Idle reader connections, reused.
     readers: Mutex<Vec<Connection>>,
+    clock: Clock,
 }
 
 /// A reader connection, returned to the pool when dropped.
@@ -98,8 +104,30 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn now_secs() -> i64 {
-    chrono::Utc::now().timestamp()
+/// Where the store reads the time (unix seconds): the system clock, or a
+/// hand-set one so that tests can script conversations with known timings.
+#[derive(Clone, Debug, Default)]
+pub struct Clock(Option<std::sync::Arc<std::sync::atomic::AtomicI64>>);
+
+impl Clock {
+    /// A clock that shows `start` until it is moved.
+    pub fn manual(start: i64) -> Clock {
+        Clock(Some(std::sync::Arc::new(start.into())))
+    }
+
+    /// Moves a manual clock on by `secs` (the system clock ignores it).
+    pub fn advance(&self, secs: i64) {
+        if let Some(t) = &self.0 {
+            t.fetch_add(secs, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    pub fn now(&self) -> i64 {
+        match &self.0 {
+            Some(t) => t.load(std::sync::atomic::Ordering::SeqCst),
+            None => chrono::Utc::now().timestamp(),
+        }
+    }
 }
 
 impl Store {
@@ -129,7 +157,17 @@ impl Store {
             tx.pragma_update(None, "user_version", i + 1)?;
             tx.commit()?;
         }
-        Ok(Store { writer: Mutex::new(conn), path, readers: Mutex::new(Vec::new()) })
+        Ok(Store { writer: Mutex::new(conn), path, readers: Mutex::new(Vec::new()), clock: Clock::default() })
+    }
+
+    /// The same store reading the time from `clock`.
+    pub fn with_clock(self, clock: Clock) -> Store {
+        Store { clock, ..self }
+    }
+
+    /// Now, by the store's clock: every stored time and every expiry check uses it.
+    pub fn now(&self) -> i64 {
+        self.clock.now()
     }
 
     /// The one writer connection.
@@ -168,7 +206,7 @@ impl Store {
         locale: &str,
         product_id: Option<&str>,
     ) -> Result<Conversation, StoreError> {
-        let now = now_secs();
+        let now = self.now();
         self.conn().execute(
             "INSERT INTO conversations (id, status, locale, product_id, created_at, updated_at) VALUES (?1, 'bot', ?2, ?3, ?4, ?4)",
             params![id, locale, product_id, now],
@@ -188,7 +226,7 @@ impl Store {
     pub fn record_turn(&self, turn: &TurnRecord) -> Result<Option<i64>, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let now = now_secs();
+        let now = self.now();
         let status: ConversationStatus = tx
             .query_row("SELECT status FROM conversations WHERE id = ?1", [&turn.conversation_id], |r| r.get(0))
             .optional()?
@@ -269,13 +307,15 @@ impl Store {
         conn.execute(
             "INSERT INTO ratings (decision_id, helpful, created_at) VALUES (?1, ?2, ?3)
              ON CONFLICT (decision_id) DO UPDATE SET helpful = excluded.helpful, created_at = excluded.created_at",
-            params![decision_id, helpful, now_secs()],
+            params![decision_id, helpful, self.now()],
         )?;
         Ok(())
     }
 
     /// Service figures for decisions and feedback made in `[from, to)` (unix seconds).
     pub fn stats(&self, from: i64, to: i64) -> Result<Stats, StoreError> {
+        // First: in memory, reads share the one connection.
+        let (desk, agents) = self.desk_figures(from, to)?;
         let conn = self.read()?;
         let one = |sql: &str| -> Result<i64, StoreError> { Ok(conn.query_row(sql, params![from, to], |r| r.get(0))?) };
         let conversations = one("SELECT COUNT(*) FROM conversations WHERE created_at >= ?1 AND created_at < ?2")?;
@@ -332,7 +372,7 @@ impl Store {
                FROM conversations c
                WHERE c.created_at >= ?1 AND c.created_at < ?2 AND (c.status = 'closed' OR c.updated_at < ?3)
                  AND EXISTS (SELECT 1 FROM decisions d WHERE d.conversation_id = c.id AND d.reason != 'small_talk'))";
-        let idle_since = now_secs() - IDLE_ENDS_SECS;
+        let idle_since = self.now() - IDLE_ENDS_SECS;
         let (ended_conversations, auto_resolved): (i64, i64) = conn.query_row(
             &format!("{ended} SELECT COUNT(*), COALESCE(SUM(resolved), 0) FROM ended"),
             params![from, to, idle_since],
@@ -367,6 +407,8 @@ impl Store {
             auto_resolved,
             auto_resolution_rate: rate(auto_resolved, ended_conversations),
             faqs,
+            desk,
+            agents,
             calibration: Vec::new(),
         })
     }
@@ -375,7 +417,7 @@ impl Store {
     pub fn add_agent_message(&self, conversation_id: &str, text: &str, actor: &Actor) -> Result<Message, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let message = insert_agent_message(&tx, conversation_id, text, actor)?;
+        let message = insert_agent_message(&tx, conversation_id, text, actor, self.now())?;
         tx.commit()?;
         Ok(message)
     }
@@ -411,7 +453,7 @@ impl Store {
              WHERE t.status = 'open'
              ORDER BY t.message_left_at IS NULL, t.message_left_at, t.created_at, t.id",
         )?;
-        let now = now_secs();
+        let now = self.now();
         let rows = stmt.query_map([], |r| {
             let created_at: i64 = r.get(3)?;
             Ok(Handoff {
@@ -477,7 +519,7 @@ impl Store {
     ) -> Result<Message, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let now = now_secs();
+        let now = self.now();
         let updated = tx.execute(
             "UPDATE tickets SET contact_kind = ?2, contact = ?3, message_left_at = COALESCE(message_left_at, ?4)
              WHERE conversation_id = ?1 AND status = 'open'",
@@ -531,7 +573,7 @@ impl Store {
     ) -> Result<Vec<Suggestion>, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let now = now_secs();
+        let now = self.now();
         let mut out = Vec::with_capacity(drafts.len());
         for (rank, d) in drafts.iter().enumerate() {
             let id = uuid::Uuid::new_v4().to_string();
@@ -564,6 +606,7 @@ impl Store {
     ) -> Result<FeedbackRecord, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        let now = self.now();
         let (conversation_id, suggested): (String, String) = tx
             .query_row("SELECT conversation_id, text FROM suggestions WHERE id = ?1", [suggestion_id], |r| {
                 Ok((r.get(0)?, r.get(1)?))
@@ -578,13 +621,13 @@ impl Store {
         let inserted = tx.execute(
             "INSERT INTO feedback (suggestion_id, verdict, final_text, created_at, agent_id) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT DO NOTHING",
-            params![suggestion_id, verdict, sent, now_secs(), actor.agent_id()],
+            params![suggestion_id, verdict, sent, now, actor.agent_id()],
         )?;
         if inserted == 0 {
             return Err(StoreError::Conflict(format!("suggestion {suggestion_id} already has feedback")));
         }
         let message = match &sent {
-            Some(text) => Some(insert_agent_message(&tx, &conversation_id, text, actor)?),
+            Some(text) => Some(insert_agent_message(&tx, &conversation_id, text, actor, now)?),
             None => None,
         };
         tx.commit()?;
@@ -600,16 +643,16 @@ impl Store {
             .optional()?)
     }
 
-    /// Appends knowledge-base edits, all or none.
-    pub fn save_edits(&self, edits: &[crate::kb::FaqEdit]) -> Result<(), StoreError> {
+    /// Appends knowledge-base edits made by `agent_id` (None: the API key or the CLI), all or none.
+    pub fn save_edits(&self, edits: &[crate::kb::FaqEdit], agent_id: Option<i64>) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let now = now_secs();
+        let now = self.now();
         for e in edits {
             let entry = e.entry.as_ref().map(|x| serde_json::to_string(x).unwrap_or_default());
             tx.execute(
-                "INSERT INTO kb_edits (faq_id, entry, created_at) VALUES (?1, ?2, ?3)",
-                params![e.id, entry, now],
+                "INSERT INTO kb_edits (faq_id, entry, created_at, agent_id) VALUES (?1, ?2, ?3, ?4)",
+                params![e.id, entry, now, agent_id],
             )?;
         }
         tx.commit()?;
@@ -676,7 +719,7 @@ impl Store {
                 p.text,
                 p.count,
                 serde_json::to_string(&p.examples).unwrap_or_default(),
-                now_secs()
+                self.now()
             ],
         )?;
         Ok(())
@@ -700,7 +743,7 @@ impl Store {
     pub fn decide_proposal(&self, id: i64, status: ProposalStatus) -> Result<(), StoreError> {
         let changed = self.conn().execute(
             "UPDATE proposals SET status = ?2, decided_at = ?3 WHERE id = ?1 AND status = 'pending'",
-            params![id, status, now_secs()],
+            params![id, status, self.now()],
         )?;
         if changed == 0 {
             self.proposal(id)?;
@@ -714,7 +757,7 @@ impl Store {
     pub fn close(&self, id: &str, actor: &Actor) -> Result<Conversation, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let now = now_secs();
+        let now = self.now();
         let c = conversation(&tx, id)?;
         if c.status == ConversationStatus::Closed {
             return Err(StoreError::Conflict(format!("conversation {id} is already closed")));
@@ -722,8 +765,8 @@ impl Store {
         agents::check_owner(&tx, &c, actor)?;
         tx.execute("UPDATE conversations SET status = 'closed', updated_at = ?2 WHERE id = ?1", params![id, now])?;
         tx.execute(
-            "UPDATE tickets SET status = 'closed', closed_at = ?2 WHERE conversation_id = ?1 AND status = 'open'",
-            params![id, now],
+            "UPDATE tickets SET status = 'closed', closed_at = ?2, closed_by = ?3 WHERE conversation_id = ?1 AND status = 'open'",
+            params![id, now, actor.agent_id()],
         )?;
         let c = conversation(&tx, id)?;
         tx.commit()?;
@@ -785,13 +828,14 @@ fn insert_agent_message(
     conversation_id: &str,
     text: &str,
     actor: &Actor,
+    now: i64,
 ) -> Result<Message, StoreError> {
     let c = conversation(conn, conversation_id)?;
     if c.status == ConversationStatus::Closed {
         return Err(StoreError::Conflict(format!("conversation {conversation_id} is closed")));
     }
-    agents::claim(conn, &c, actor)?;
-    insert_message(conn, conversation_id, Role::Agent, text, now_secs(), actor.agent.as_ref())
+    agents::claim(conn, &c, actor, now)?;
+    insert_message(conn, conversation_id, Role::Agent, text, now, actor.agent.as_ref())
 }
 
 /// Appends a message; an agent's is signed with `agent`'s name.

@@ -306,6 +306,10 @@ pub struct Stats {
     pub auto_resolution_rate: f64,
     /// Most answered first.
     pub faqs: Vec<FaqStats>,
+    /// The agent desk's figures for the handoffs opened in the window.
+    pub desk: super::DeskFigures,
+    /// The same per agent (agents with nothing in the window are left out).
+    pub agents: Vec<super::AgentFigures>,
     /// The live knowledge base's answer thresholds and expected coverage per
     /// script group (absent where no engine is loaded and none is stored).
     #[serde(skip_serializing_if = "Vec::is_empty")]

@@ -13,7 +13,7 @@ use xiaoer::embed::Embedder;
 use xiaoer::engine::{Engine, IndexStorage};
 use xiaoer::kb::{KbOptions, load_dir};
 use xiaoer::service::Services;
-use xiaoer::store::Store;
+use xiaoer::store::{Clock, Store};
 
 pub const KEY: &str = "test-agent-key";
 
@@ -58,6 +58,11 @@ pub struct Server {
 }
 
 pub async fn start(db: &Path, tweak: impl FnOnce(&mut Config)) -> Server {
+    start_clocked(db, Clock::default(), tweak).await
+}
+
+/// A server whose store reads the time from `clock`.
+pub async fn start_clocked(db: &Path, clock: Clock, tweak: impl FnOnce(&mut Config)) -> Server {
     let mut config = Config::default();
     tweak(&mut config);
     let db = db.to_path_buf();
@@ -66,7 +71,7 @@ pub async fn start(db: &Path, tweak: impl FnOnce(&mut Config)) -> Server {
             true => Config { data_dir: shared_data(), ..config },
             false => config,
         };
-        Services::open(config, Store::open(&db).unwrap(), Some(model()), &|_, _| {}).unwrap()
+        Services::open(config, Store::open(&db).unwrap().with_clock(clock), Some(model()), &|_, _| {}).unwrap()
     })
     .await
     .unwrap();
@@ -103,6 +108,23 @@ impl Server {
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
         self.call(reqwest::Method::GET, path, Some(KEY), None).await
+    }
+
+    /// An agent account whose password is "<login>-secret-1".
+    pub async fn create_agent(&self, login: &str, name: &str, role: &str) -> Value {
+        let body = serde_json::json!({"login": login, "display_name": name, "role": role, "password": format!("{login}-secret-1")});
+        let (status, agent) = self.post("/v1/agents", body).await;
+        assert_eq!(status, StatusCode::CREATED, "{agent}");
+        agent
+    }
+
+    /// Logs `login` in (see `create_agent`); its session token.
+    pub async fn login(&self, login: &str) -> String {
+        let body = serde_json::json!({"login": login, "password": format!("{login}-secret-1")});
+        let (status, session) = self.call(reqwest::Method::POST, "/v1/auth/login", None, Some(body)).await;
+        assert_eq!(status, StatusCode::OK, "{session}");
+        assert_eq!(session["agent"]["login"], login);
+        session["token"].as_str().unwrap().to_string()
     }
 
     pub async fn ask(&self, body: Value) -> Value {

@@ -5,7 +5,8 @@
 // kept in localStorage: a reload or a later visit restores the conversation
 // (GET /v1/conversations/{id}/transcript), agent replies that came meanwhile
 // included. When no agent can answer, the shopper can leave a message with
-// contact details (POST /v1/conversations/{id}/leave-message).
+// contact details (POST /v1/conversations/{id}/leave-message); when an agent
+// closes the conversation, the shopper rates the service (…/survey).
 (function () {
   "use strict";
   const script = document.currentScript;
@@ -17,14 +18,16 @@
           agent: "客服", closed: "本次会话已结束", error: "网络开小差了，请稍后再试",
           helpful: "有帮助", unhelpful: "没帮助", offline: "暂无客服在线，可留言", left: "已留言，客服上线后会联系您",
           leave: "留言给客服", phone: "手机号", email: "邮箱", wangwang: "旺旺号", contact: "联系方式",
-          message: "想告诉客服的内容", submit: "提交留言" },
+          message: "想告诉客服的内容", submit: "提交留言",
+          survey: "请为本次服务打分", comment: "还有什么想说的（选填）", rate: "提交评价", thanks: "感谢您的评价！" },
     en: { title: "Xiaoer · Customer service", placeholder: "Type your question…", send: "Send", human: "Agent",
           hello: "Hi, I'm Xiaoer. How can I help?", handoff: "You're being connected to a human agent…",
           agent: "Agent", closed: "This conversation has ended", error: "Network problem, please try again",
           helpful: "Helpful", unhelpful: "Not helpful", offline: "No agent online — leave a message",
           left: "Message left; an agent will contact you", leave: "Leave a message for our agents",
           phone: "Phone", email: "E-mail", wangwang: "Wangwang id", contact: "Contact",
-          message: "What should the agent know?", submit: "Send message" },
+          message: "What should the agent know?", submit: "Send message",
+          survey: "How did we do?", comment: "Anything else? (optional)", rate: "Send rating", thanks: "Thank you for your rating!" },
   };
   let locale = (navigator.language || "zh").toLowerCase().startsWith("zh") ? "zh" : "en";
   const STORED = "xiaoer.conversation";
@@ -54,6 +57,7 @@
   .xe-leave{background:#fff;border:1px solid #ffd591;border-radius:8px;padding:8px;margin:6px 0;display:flex;flex-direction:column;gap:6px}
   .xe-leave select,.xe-leave input,.xe-leave textarea{font:inherit;border:1px solid #ddd;border-radius:4px;padding:4px 6px}
   .xe-leave button{background:#ff0036;color:#fff;border:0;border-radius:4px;padding:6px;cursor:pointer}.xe-leave .xe-err{color:#cf1322;font-size:12px}
+  .xe-survey .xe-stars button{border:0;background:none;font-size:24px;color:#ccc;cursor:pointer;padding:0 2px}.xe-survey .xe-stars button.on{color:#faad14}
   .xe-form{display:flex;border-top:1px solid #eee}
   .xe-form input{flex:1;border:0;padding:12px;font-size:15px;outline:none}
   .xe-form button{border:0;background:#ff0036;color:#fff;padding:0 16px;cursor:pointer}
@@ -196,6 +200,54 @@
     log.appendChild(form);
     log.scrollTop = log.scrollHeight;
   }
+  // An agent closed the conversation: the shopper rates the service (1–5 and
+  // an optional comment), once.
+  function surveyForm() {
+    if (log.querySelector(".xe-survey")) return;
+    const t = T[locale];
+    const id = conversationId;
+    const form = el("form", "xe-leave xe-survey");
+    form.dataset.testid = "xiaoer-survey";
+    const stars = el("div", "xe-stars");
+    let score = 0;
+    for (let n = 1; n <= 5; n++) {
+      const star = el("button", null, "★");
+      star.type = "button";
+      star.title = String(n);
+      star.dataset.testid = "xiaoer-star-" + n;
+      star.onclick = () => {
+        score = n;
+        stars.querySelectorAll("button").forEach((b, i) => b.classList.toggle("on", i < n));
+        send.disabled = false;
+      };
+      stars.appendChild(star);
+    }
+    const comment = el("textarea");
+    comment.rows = 2;
+    comment.placeholder = t.comment;
+    comment.dataset.testid = "xiaoer-survey-comment";
+    const err = el("div", "xe-err");
+    const send = el("button", null, t.rate);
+    send.disabled = true;
+    send.dataset.testid = "xiaoer-survey-send";
+    form.append(el("b", null, t.survey), stars, comment, err, send);
+    form.onsubmit = async (e) => {
+      e.preventDefault();
+      try {
+        const r = await fetch(`${base}/v1/conversations/${encodeURIComponent(id)}/survey`, {
+          method: "POST", headers: { "content-type": "application/json" },
+          body: JSON.stringify({ score, comment: comment.value || null }),
+        });
+        if (!r.ok) { err.textContent = (await r.json()).message || t.error; return; }
+        form.remove();
+        add("note", t.thanks).className = "xe-note";
+      } catch (_) {
+        err.textContent = t.error;
+      }
+    };
+    log.appendChild(form);
+    log.scrollTop = log.scrollHeight;
+  }
   // Waiting for an agent: say that one is coming, that the message is left,
   // or that none can answer now and offer to leave a message.
   function handedOff(offline, left) {
@@ -213,17 +265,30 @@
       if (!r.ok) return;
       const d = await r.json();
       for (const m of d.messages) addMessage(m);
-      if (d.status === "closed") { add("note", T[locale].closed).className = "xe-note"; return; }
+      if (d.status === "closed") {
+        add("note", T[locale].closed).className = "xe-note";
+        if (d.survey_pending) surveyForm();
+        return;
+      }
       if (d.status === "handoff") handedOff(d.offline, d.message_left);
       else listen();
     } catch (_) { /* offline: the conversation goes on when the shopper writes */ }
   }
-  // The agent closed the conversation: say so; the next message starts a new one.
+  // The agent closed the conversation: say so and ask for a rating; the next
+  // message starts a new one.
   function ended() {
     add("note", T[locale].closed).className = "xe-note";
     banner.classList.remove("on");
     log.querySelector(".xe-leave")?.remove();
     if (events) { events.close(); events = null; }
+    offerSurvey();
+  }
+  // Only a conversation an agent handled has a survey: the transcript says.
+  async function offerSurvey() {
+    try {
+      const r = await fetch(`${base}/v1/conversations/${encodeURIComponent(conversationId)}/transcript`);
+      if (r.ok && (await r.json()).survey_pending) surveyForm();
+    } catch (_) { /* no survey offline */ }
   }
   async function ask(text) {
     text = text.trim();
