@@ -7,7 +7,7 @@ CREATE TABLE assignments (
     conversation_id TEXT NOT NULL REFERENCES conversations(id),
     from_id         INTEGER REFERENCES agents(id), -- NULL: from the queue
     to_id           INTEGER REFERENCES agents(id), -- NULL: back to the queue
-    by_id           INTEGER REFERENCES agents(id), -- NULL: the API key
+    by_id           INTEGER REFERENCES agents(id), -- NULL: the API key, or automatic assignment
     created_at      INTEGER NOT NULL
 );
 CREATE INDEX assignments_by_conversation ON assignments(conversation_id, id);

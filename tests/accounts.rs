@@ -198,3 +198,104 @@ async fn one_agent_owns_a_conversation() {
         .await;
     assert_error(status, &body, StatusCode::CONFLICT);
 }
+
+/// Automatic assignment: each handoff goes at once to the least-loaded
+/// present agent, up to `max_conversations` each; the rest wait in the queue
+/// until an agent has room or comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automatic_assignment_follows_load_presence_and_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start(&tmp.path().join("db.sqlite3"), |c| {
+        c.server.rate_burst = 1000;
+        c.service.auto_assign = true;
+        c.service.max_conversations = 2;
+    })
+    .await;
+    let li_id = server.create_agent("li", "小李", "agent").await["id"].as_i64().unwrap();
+    let wang_id = server.create_agent("wang", "小王", "agent").await["id"].as_i64().unwrap();
+    let (li, wang) = (server.login("li").await, server.login("wang").await);
+    let server = &server;
+    let console = |token: String, name: &'static str| {
+        let url = format!("{}/v1/agent/events?console={name}", server.url);
+        let http = server.http.clone();
+        async move {
+            let stream = http.get(url).bearer_auth(token).send().await.unwrap();
+            assert_eq!(stream.status(), StatusCode::OK);
+            stream
+        }
+    };
+    let handoff = |text: &'static str| async move {
+        let a = server.ask(json!({"text": text})).await;
+        assert_eq!(a["action"], "handoff", "{a}");
+        a["conversation_id"].as_str().unwrap().to_string()
+    };
+    // The owner of a conversation, waiting up to 10 s for one (a console
+    // connecting assigns in the background).
+    let owner = |id: String, want: Option<i64>| async move {
+        for _ in 0..100 {
+            let (_, t) = server.get(&format!("/v1/conversations/{id}")).await;
+            if t["conversation"]["owner_id"].as_i64() == want {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let (_, t) = server.get(&format!("/v1/conversations/{id}")).await;
+        panic!("{id}: owner {} instead of {want:?}", t["conversation"]["owner_id"]);
+    };
+
+    // Nobody present: the handoff waits in the queue.
+    let a = handoff("转人工").await;
+    owner(a.clone(), None).await;
+    // 小李 connects and gets it; the API key's own console is no agent.
+    let _key_console = console(KEY.to_string(), "key-desk").await;
+    let _li_console = console(li.clone(), "li-desk").await;
+    owner(a.clone(), Some(li_id)).await;
+    let b = handoff("我要投诉，快递盒子压坏了").await;
+    owner(b.clone(), Some(li_id)).await;
+    // 小李 has 2, the limit: the next one waits, until 小王 arrives.
+    let c = handoff("找人工客服").await;
+    owner(c.clone(), None).await;
+    let _wang_console = console(wang.clone(), "wang-desk").await;
+    owner(c.clone(), Some(wang_id)).await;
+
+    // 小李 closes one: the next handoff goes to the least loaded (1 each: the lower id).
+    let (status, v) = server.call(Method::POST, &format!("/v1/conversations/{a}/close"), Some(&li), None).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let d = handoff("人工客服！！").await;
+    owner(d.clone(), Some(li_id)).await;
+    let e = handoff("转人工 退款一直不到账").await;
+    owner(e.clone(), Some(wang_id)).await;
+
+    // Both full: it waits; 小王 sets himself away and hands one back to the
+    // queue: it stays there (小李 is full, 小王 away) until 小王 is back.
+    let f = handoff("我要人工服务").await;
+    owner(f.clone(), None).await;
+    let (status, v) = server.post("/v1/agent/presence", json!({"console": "wang-desk", "away": true})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (status, v) = server
+        .call(Method::POST, &format!("/v1/conversations/{c}/transfer"), Some(&wang), Some(json!({"agent_id": null})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    owner(c.clone(), None).await;
+    let (status, v) = server.post("/v1/agent/presence", json!({"console": "wang-desk", "away": false})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    // Back with room for one: the oldest waiting (c) is his again, f still waits.
+    owner(c.clone(), Some(wang_id)).await;
+    owner(f.clone(), None).await;
+    let (_, queue) = server.get("/v1/handoffs").await;
+    let waiting: Vec<&str> = queue
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["owner_id"].is_null())
+        .map(|t| t["conversation_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(waiting, [f.as_str()]);
+
+    // Being given a conversation is no transfer in the desk's figures: only
+    // 小王's hand-back is.
+    let (_, stats) = server.get("/v1/stats").await;
+    assert_eq!(stats["desk"]["handoffs"], 6, "{}", stats["desk"]);
+    let transfer_rate = stats["desk"]["transfer_rate"].as_f64().unwrap();
+    assert!((transfer_rate - 1.0 / 6.0).abs() < 1e-9, "{}", stats["desk"]);
+}

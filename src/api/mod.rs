@@ -295,6 +295,16 @@ async fn service<T: Send + 'static>(
     blocking(move || Ok(f(&services)?)).await
 }
 
+/// Automatic assignment (`service.auto_assign`) after anything that may
+/// leave a conversation waiting or give an agent room. A failure is logged,
+/// not the caller's error: the conversation then waits in the queue.
+pub(crate) async fn auto_assign(state: &AppState) {
+    match service(state, |s| s.desk.auto_assign()).await {
+        Ok(assigned) => assigned.into_iter().for_each(|id| state.events.send(Event::new(id, EventKind::Assigned))),
+        Err(e) => tracing::warn!("automatic assignment failed: {e:?}"),
+    }
+}
+
 async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().to_string();
@@ -333,6 +343,7 @@ async fn answer(
     state.events.send(Event::new(conversation_id.clone(), EventKind::Shopper));
     if response.action == Action::Handoff && response.reason != Reason::WaitingForAgent {
         state.events.send(Event { reason: Some(response.reason), ..Event::new(conversation_id, EventKind::Handoff) });
+        auto_assign(&state).await;
     }
     Ok(Json(response))
 }
@@ -425,6 +436,7 @@ async fn close(
 ) -> Result<Json<Conversation>, ApiError> {
     let conversation = service(&state, move |s| s.desk.close(&id, &actor)).await?;
     state.events.send(Event::new(&conversation.id, EventKind::Closed));
+    auto_assign(&state).await;
     Ok(Json(conversation))
 }
 
@@ -462,6 +474,7 @@ async fn transfer(
 ) -> Result<Json<Conversation>, ApiError> {
     let conversation = service(&state, move |s| s.desk.transfer(&id, &actor, req.agent_id)).await?;
     state.events.send(Event::new(&conversation.id, EventKind::Assigned));
+    auto_assign(&state).await;
     Ok(Json(conversation))
 }
 
@@ -563,7 +576,10 @@ async fn agents_update(
     Path(id): Path<i64>,
     ApiJson(req): ApiJson<AgentUpdate>,
 ) -> Result<Json<Agent>, ApiError> {
-    Ok(Json(service(&state, move |s| s.accounts.update(id, &req)).await?))
+    let agent = service(&state, move |s| s.accounts.update(id, &req)).await?;
+    // A disabled agent's conversations went back to the queue.
+    auto_assign(&state).await;
+    Ok(Json(agent))
 }
 
 /// An FAQ entry as the admin API shows it.
@@ -742,6 +758,9 @@ async fn presence(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let presence = &state.services.presence;
     presence.set_away(&req.console, req.away)?;
+    if !req.away {
+        auto_assign(&state).await;
+    }
     Ok(Json(serde_json::json!({"present": presence.present()})))
 }
 

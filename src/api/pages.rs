@@ -5,6 +5,7 @@
 
 use std::convert::Infallible;
 
+use axum::Extension;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
@@ -15,6 +16,7 @@ use tokio_stream::{Stream, StreamExt, wrappers::BroadcastStream};
 
 use super::events::EventKind;
 use super::{ApiError, AppState, service};
+use crate::store::Actor;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -55,13 +57,18 @@ pub struct ConsoleQuery {
 /// console counts as a present agent.
 pub async fn agent_events(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Query(q): Query<ConsoleQuery>,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
-    let connected = state.services.presence.connect(q.console);
+    let connected = state.services.presence.connect(q.console, actor.agent_id());
     // The guard lives as long as the stream: a closed tab is no longer present.
     let events = stream(&state, None).map(move |e| {
         let _present = &connected;
         e
     });
+    // An agent arriving may get what waits (with automatic assignment); the
+    // stream is subscribed already, so this console hears of it.
+    let arrived = state.clone();
+    tokio::spawn(async move { super::auto_assign(&arrived).await });
     Sse::new(events).keep_alive(KeepAlive::default())
 }

@@ -23,11 +23,18 @@ pub struct ServiceConfig {
     pub hours: String,
     /// The store's time zone as an offset from UTC (default `+08:00`, China).
     pub utc_offset: String,
+    /// Give each conversation handed to a human to the least-loaded present
+    /// agent (a logged-in console, not away) at once, instead of leaving it in
+    /// the queue for someone to take (default false).
+    pub auto_assign: bool,
+    /// The most conversations automatic assignment gives one agent at a time
+    /// (default 5); beyond it they wait in the queue.
+    pub max_conversations: usize,
 }
 
 impl Default for ServiceConfig {
     fn default() -> Self {
-        ServiceConfig { hours: String::new(), utc_offset: "+08:00".into() }
+        ServiceConfig { hours: String::new(), utc_offset: "+08:00".into(), auto_assign: false, max_conversations: 5 }
     }
 }
 
@@ -124,8 +131,16 @@ pub struct Offline {
 /// The agents' consoles connected now, each present or away.
 #[derive(Default)]
 pub struct Presence {
-    consoles: Mutex<HashMap<u64, (Option<String>, bool)>>,
+    consoles: Mutex<HashMap<u64, Console>>,
     next: AtomicU64,
+}
+
+struct Console {
+    /// The console's own id (to set itself away).
+    name: Option<String>,
+    /// The logged-in agent (None: the API key).
+    agent: Option<i64>,
+    away: bool,
 }
 
 /// Keeps one console counted as connected until dropped (its stream ended).
@@ -141,10 +156,10 @@ impl Drop for Connected {
 }
 
 impl Presence {
-    /// A console connected; `name` (the console's own id) lets it set itself away.
-    pub fn connect(self: &Arc<Self>, name: Option<String>) -> Connected {
+    /// `agent`'s console connected; `name` (the console's own id) lets it set itself away.
+    pub fn connect(self: &Arc<Self>, name: Option<String>, agent: Option<i64>) -> Connected {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        lock(&self.consoles).insert(id, (name, false));
+        lock(&self.consoles).insert(id, Console { name, agent, away: false });
         Connected { presence: self.clone(), id }
     }
 
@@ -152,18 +167,24 @@ impl Presence {
     pub fn set_away(&self, name: &str, away: bool) -> Result<(), ServiceError> {
         let mut consoles = lock(&self.consoles);
         let mut found = false;
-        for (n, a) in consoles.values_mut() {
-            if n.as_deref() == Some(name) {
-                *a = away;
-                found = true;
-            }
+        for c in consoles.values_mut().filter(|c| c.name.as_deref() == Some(name)) {
+            c.away = away;
+            found = true;
         }
         found.then_some(()).ok_or_else(|| ServiceError::NotFound(format!("connected console {name:?}")))
     }
 
     /// Consoles connected and not away.
     pub fn present(&self) -> usize {
-        lock(&self.consoles).values().filter(|(_, away)| !away).count()
+        lock(&self.consoles).values().filter(|c| !c.away).count()
+    }
+
+    /// The agents with a console connected and not away, by id.
+    pub fn present_agents(&self) -> Vec<i64> {
+        let mut ids: Vec<i64> = lock(&self.consoles).values().filter(|c| !c.away).filter_map(|c| c.agent).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
     }
 }
 
@@ -210,7 +231,8 @@ mod tests {
 
     #[test]
     fn bad_hours_name_the_key_and_empty_means_always() {
-        let cfg = |h: &str, z: &str| ServiceConfig { hours: h.into(), utc_offset: z.into() };
+        let cfg =
+            |h: &str, z: &str| ServiceConfig { hours: h.into(), utc_offset: z.into(), ..ServiceConfig::default() };
         assert!(ServiceHours::parse(&cfg("", "+08:00")).unwrap().is_none());
         for (h, z, key) in [
             ("9点到22点", "+08:00", "hours"),
@@ -229,10 +251,15 @@ mod tests {
         let h = hours("09:00-22:00");
         let noon = MIDNIGHT_CN + 12 * 3600;
         assert_eq!(offline(Some(&h), &p, noon).map(|o| o.reason), Some(OfflineReason::NoAgent));
-        let console = p.connect(Some("c1".into()));
+        let console = p.connect(Some("c1".into()), Some(7));
+        let key_console = p.connect(None, None);
+        let second_tab = p.connect(Some("c2".into()), Some(7));
         assert!(offline(Some(&h), &p, noon).is_none());
+        assert_eq!(p.present_agents(), [7], "the API key is no agent; two tabs are one agent");
+        drop((key_console, second_tab));
         p.set_away("c1", true).unwrap();
         assert_eq!(p.present(), 0);
+        assert!(p.present_agents().is_empty());
         assert!(p.set_away("nobody", true).is_err());
         p.set_away("c1", false).unwrap();
         assert_eq!(p.present(), 1);

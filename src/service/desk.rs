@@ -1,8 +1,10 @@
 //! The agent desk: the queue of handed-off conversations, transcripts,
-//! drafted replies, agents' verdicts on drafts, their own replies, closing.
+//! drafted replies, agents' verdicts on drafts, their own replies, closing,
+//! and who handles what: taking, transfers, automatic assignment.
 
 use std::sync::Arc;
 
+use super::availability::Presence;
 use super::knowledge::Knowledge;
 use super::learning::Learning;
 use super::turns::{Context, read_message};
@@ -24,11 +26,18 @@ pub struct Desk {
     knowledge: Arc<Knowledge>,
     learning: Arc<Learning>,
     store: Arc<Store>,
+    presence: Arc<Presence>,
 }
 
 impl Desk {
-    pub fn new(config: Config, knowledge: Arc<Knowledge>, learning: Arc<Learning>, store: Arc<Store>) -> Desk {
-        Desk { config, knowledge, learning, store }
+    pub fn new(
+        config: Config,
+        knowledge: Arc<Knowledge>,
+        learning: Arc<Learning>,
+        store: Arc<Store>,
+        presence: Arc<Presence>,
+    ) -> Desk {
+        Desk { config, knowledge, learning, store, presence }
     }
 
     /// The queue, with the questions of what the bot offered each shopper
@@ -146,5 +155,18 @@ impl Desk {
         to: Option<i64>,
     ) -> Result<Conversation, ServiceError> {
         Ok(self.store.transfer(conversation_id, actor, to)?)
+    }
+
+    /// With `service.auto_assign`, gives waiting conversations to the
+    /// least-loaded present agents (up to `service.max_conversations` each);
+    /// the conversations assigned. Called whenever a conversation may wait or
+    /// an agent may have room: a handoff, a close, a transfer, a console
+    /// connecting or coming back.
+    pub fn auto_assign(&self) -> Result<Vec<String>, ServiceError> {
+        let service = &self.config.service;
+        if !service.auto_assign {
+            return Ok(Vec::new());
+        }
+        Ok(self.store.assign_waiting(&self.presence.present_agents(), service.max_conversations)?)
     }
 }

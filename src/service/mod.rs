@@ -67,7 +67,7 @@ impl Services {
         let learning = Arc::new(Learning::new(knowledge.clone(), store.clone()));
         Ok(Arc::new(Services {
             turns: Turns::new(config.clone(), knowledge.clone(), store.clone(), hours, presence.clone()),
-            desk: Desk::new(config.clone(), knowledge.clone(), learning.clone(), store.clone()),
+            desk: Desk::new(config.clone(), knowledge.clone(), learning.clone(), store.clone(), presence.clone()),
             accounts: Accounts::new(store.clone(), config.server.session_hours),
             canned: Canned::new(store.clone(), config.server.max_text_chars),
             learning,

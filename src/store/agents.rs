@@ -187,6 +187,50 @@ impl Store {
         })
     }
 
+    /// Automatic assignment: each unowned conversation in the queue, in the
+    /// queue's order, goes to the least-loaded of the `present` agents
+    /// (conversations they handle now; ties to the lower id) that has fewer
+    /// than `limit`. One transaction, so two calls never give one
+    /// conversation twice. Returns the conversations assigned.
+    pub fn assign_waiting(&self, present: &[i64], limit: usize) -> Result<Vec<String>, StoreError> {
+        if present.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let waiting: Vec<String> = tx
+            .prepare(
+                "SELECT c.id FROM tickets t JOIN conversations c ON c.id = t.conversation_id
+                 WHERE t.status = 'open' AND c.status = 'handoff' AND c.owner_id IS NULL
+                 ORDER BY t.message_left_at IS NULL, t.message_left_at, t.created_at, t.id",
+            )?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut load = Vec::with_capacity(present.len());
+        for &id in present {
+            let enabled: Option<i64> =
+                tx.query_row("SELECT id FROM agents WHERE id = ?1 AND disabled = 0", [id], |r| r.get(0)).optional()?;
+            if enabled.is_some() {
+                let n: i64 = tx.query_row(
+                    "SELECT COUNT(*) FROM conversations WHERE owner_id = ?1 AND status = 'handoff'",
+                    [id],
+                    |r| r.get(0),
+                )?;
+                load.push((n as usize, id));
+            }
+        }
+        let now = self.now();
+        let mut assigned = Vec::new();
+        for id in waiting {
+            let Some(next) = load.iter_mut().filter(|(n, _)| *n < limit).min() else { break };
+            next.0 += 1;
+            set_owner(&tx, &conversation(&tx, &id)?, Some(next.1), &Actor::API_KEY, now)?;
+            assigned.push(id);
+        }
+        tx.commit()?;
+        Ok(assigned)
+    }
+
     /// `actor` gives a waiting conversation to `to` (None: the queue) when `allowed` agrees.
     fn assign(
         &self,
