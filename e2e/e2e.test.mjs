@@ -286,7 +286,7 @@ test("two agents log in: one takes the shopper, the other cannot answer; a trans
   await ticketAt(wang).click();
   await wang.locator("#reply-text").fill("我来处理");
   await wang.locator("#reply button.primary").click();
-  await wang.getByTestId("notice").filter({ hasText: "小李" }).waitFor({ timeout: 30_000 });
+  await wang.getByTestId("notice").filter({ hasText: "小李" }).filter({ hasText: "操作未完成" }).waitFor({ timeout: 30_000 });
   await wang.screenshot({ path: join(shots, "agent-tablet.png") });
 
   // 小李 answers; the shopper sees the reply signed 小李.
@@ -352,4 +352,66 @@ test("two agents log in: one takes the shopper, the other cannot answer; a trans
   assert.equal(await row("全部").locator('[data-figure="transfer_rate"]').innerText(), "100%");
   assert.equal(await row("小李").locator('[data-figure="transfer_rate"]').innerText(), "100%");
   await wang.screenshot({ path: join(shots, "agent-stats.png") });
+});
+
+test("an admin on a tablet works the operator page: a proposal approved, an FAQ written with a live preview, conversations exported", { timeout: 300_000 }, async () => {
+  const call = async (path, body, method) => {
+    const r = await fetch(url + path, {
+      method: method || (body === undefined ? "GET" : "POST"),
+      headers: { authorization: "Bearer " + KEY, "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await r.text();
+    assert.ok(r.ok, `${path}: ${r.status} ${text}`);
+    return text ? JSON.parse(text) : null;
+  };
+  await call("/v1/agents", { login: "boss", display_name: "店长", role: "admin", password: "boss-password-1" });
+  // A shopper's question an agent answered with a drafted FAQ: a proposed phrasing.
+  const asked = await call("/v1/answer", { text: "转人工 我想问下拆了封的面霜还能七天无理由吗" });
+  const drafts = await call(`/v1/conversations/${asked.conversation_id}/suggestions`, {});
+  await call(`/v1/suggestions/${drafts[0].id}/feedback`, { verdict: "accepted" });
+
+  const page = await browser.newPage({ viewport: { width: 768, height: 1024 } });
+  await page.goto(url + "/agent");
+  await page.getByTestId("login-name").fill("boss");
+  await page.getByTestId("password").fill("boss-password-1");
+  await page.getByTestId("login").click();
+  await page.getByTestId("ops-btn").click();
+  const proposal = page.getByTestId("proposal").filter({ hasText: "拆了封的面霜" });
+  await proposal.waitFor({ timeout: 30_000 });
+  await page.getByTestId("faq-stat").first().waitFor({ timeout: 30_000 });
+
+  // A new entry: the preview follows the edits, before anything is saved.
+  await page.getByTestId("faq-id").fill("gift-wrap");
+  await page.getByTestId("faq-question").fill("可以提供礼品包装吗？");
+  await page.getByTestId("faq-answer").fill("可以，下单时备注“礼品包装”，免费提供礼盒和贺卡 🎁");
+  await page.getByTestId("faq-try").fill("送朋友的 能包成礼物送人吗");
+  const previewBox = page.getByTestId("faq-preview");
+  await previewBox.filter({ hasText: "送朋友的" }).waitFor({ timeout: 30_000 });
+  await page.getByTestId("faq-similar").fill("能包成礼物送人吗\n有礼盒吗");
+  await previewBox.filter({ hasText: "本 FAQ 排第 1" }).waitFor({ timeout: 30_000 });
+  await page.screenshot({ path: join(shots, "agent-operator.png"), fullPage: true });
+  const missing = await fetch(url + "/v1/kb/faqs/gift-wrap", { headers: { authorization: "Bearer " + KEY } });
+  assert.equal(missing.status, 404, "a preview saves nothing");
+  await page.getByTestId("faq-save").click();
+  await page.getByTestId("faq-saved").filter({ hasText: "已保存 gift-wrap" }).waitFor({ timeout: 60_000 });
+  assert.deepEqual((await call("/v1/kb/faqs/gift-wrap")).similar, ["能包成礼物送人吗", "有礼盒吗"]);
+
+  // The proposal approved: its phrasing joins the FAQ and it leaves the list.
+  const target = (await call("/v1/kb/proposals")).find((p) => p.text.includes("拆了封的面霜"));
+  await proposal.getByTestId("approve").click();
+  await proposal.waitFor({ state: "detached", timeout: 60_000 });
+  assert.ok((await call(`/v1/kb/faqs/${target.faq_id}`)).similar.includes(target.text));
+
+  // The window's conversations as CSV: the shopper's message is in it.
+  const [download] = await Promise.all([page.waitForEvent("download"), page.getByTestId("export-csv").click()]);
+  assert.match(download.suggestedFilename(), /^xiaoer-conversations-\d+-\d+\.csv$/);
+  const csv = await new Promise(async (resolve) => {
+    const chunks = [];
+    const stream = await download.createReadStream();
+    stream.on("data", (c) => chunks.push(c)).on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+  });
+  assert.ok(csv.startsWith("\uFEFFconversation_id,"), csv.slice(0, 80));
+  assert.ok(csv.includes("拆了封的面霜还能七天无理由吗"));
+  await page.close();
 });

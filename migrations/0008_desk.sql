@@ -38,3 +38,7 @@ CREATE TABLE canned_replies (
 );
 CREATE INDEX canned_by_agent ON canned_replies(agent_id);
 CREATE INDEX feedback_by_created ON feedback(created_at);
+
+-- Exporting a window's conversations with each message's decision.
+CREATE INDEX conversations_by_created ON conversations(created_at);
+CREATE INDEX decisions_by_message ON decisions(message_id);

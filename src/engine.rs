@@ -37,6 +37,10 @@ pub enum IndexStorage {
     /// Built in memory and discarded (evaluation of external data sets);
     /// phrasing vectors are still cached in the data directory.
     InMemory,
+    /// Built in memory and discarded, reading the on-disk engine's cached
+    /// phrasing vectors but writing nothing (a preview of an edit: only its
+    /// changed phrasings are embedded, and no file changes).
+    Scratch,
 }
 
 /// Called with (done, total) while phrasings are embedded.
@@ -107,25 +111,26 @@ impl Engine {
         let analyzer = Arc::new(Analyzer::new(&kb.dict_words, &kb.synonyms));
         let index = match storage {
             IndexStorage::OnDisk => FaqIndex::open_or_build(&config.index_dir(), &kb, analyzer.clone())?,
-            IndexStorage::InMemory => FaqIndex::in_memory(&kb, analyzer.clone())?,
+            IndexStorage::InMemory | IndexStorage::Scratch => FaqIndex::in_memory(&kb, analyzer.clone())?,
         };
         let model_sha = embedder.as_ref().map_or_else(String::new, |e| e.manifest().weights_sha256.clone());
         // Short synthetic hashes (benches) are used whole.
         let stamp = kb.content_hash.get(..16).unwrap_or(&kb.content_hash).to_string();
         let calibration_file = match storage {
-            IndexStorage::OnDisk => config.calibration_path(),
+            IndexStorage::OnDisk | IndexStorage::Scratch => config.calibration_path(),
             IndexStorage::InMemory => config.data_dir.join(format!("calibration-{stamp}.json")),
         };
         let dense = match embedder {
             None => None,
             Some(embedder) => {
                 let file = match storage {
-                    IndexStorage::OnDisk => config.data_dir.join("vectors.bin"),
+                    IndexStorage::OnDisk | IndexStorage::Scratch => config.data_dir.join("vectors.bin"),
                     IndexStorage::InMemory => config.data_dir.join(format!("vectors-{stamp}.bin")),
                 };
                 let table = phrasing_table(&kb);
                 let role = config.retrieval.phrasing_role;
-                let vectors = PhrasingVectors::build(&kb, &table, &embedder, role, Some(&file), progress)?;
+                let save = storage != IndexStorage::Scratch;
+                let vectors = PhrasingVectors::build(&kb, &table, &embedder, role, Some(&file), save, progress)?;
                 Some(Dense { embedder, vectors })
             }
         };

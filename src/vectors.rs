@@ -47,8 +47,8 @@ fn key(model_sha: &str, role: Role, text: &str) -> u64 {
 
 impl PhrasingVectors {
     /// Embeds every phrasing of `kb`, reusing vectors stored in `file` (when
-    /// given) and writing the updated store back when anything was embedded or
-    /// dropped as damaged; a failed write is logged, not returned.
+    /// given) and, with `save`, writing the updated store back when anything
+    /// was embedded or dropped as damaged; a failed write is logged, not returned.
     /// `progress(done, total)` is called after each batch.
     pub fn build(
         kb: &KnowledgeBase,
@@ -56,6 +56,7 @@ impl PhrasingVectors {
         embedder: &Embedder,
         role: Role,
         file: Option<&Path>,
+        save: bool,
         progress: &dyn Fn(usize, usize),
     ) -> Result<PhrasingVectors, EmbedError> {
         let dim = embedder.dim();
@@ -86,7 +87,7 @@ impl PhrasingVectors {
         if !finite {
             tracing::warn!("the model produced non-finite phrasing vectors");
         }
-        if let Some(f) = file
+        if let Some(f) = file.filter(|_| save)
             && (total > 0 || damaged)
         {
             let live: std::collections::HashSet<u64> = keys.iter().copied().collect();

@@ -67,6 +67,8 @@ async fn accounts_sessions_and_roles() {
         (Method::POST, "/v1/kb/proposals/1/approve", json!({})),
         (Method::POST, "/v1/kb/proposals/1/dismiss", Value::Null),
         (Method::POST, "/v1/kb/import", json!({})),
+        (Method::POST, "/v1/kb/faqs/return-7day/preview", json!({"entry": {}, "question": "能退吗"})),
+        (Method::GET, "/v1/conversations/export", Value::Null),
     ];
     for (method, path, body) in &admin_routes {
         let body = Some(body.clone()).filter(|b| !b.is_null());

@@ -227,3 +227,122 @@ async fn csv_import_reports_bad_rows_and_imports_nothing_partial_unless_asked() 
     assert_eq!(out["report"]["problems"].as_array().unwrap().len(), 0, "{out}");
     assert_eq!(out["report"]["entries"][0]["entry"]["question"], "跨境商品可以开专票吗");
 }
+
+/// The operator page's tools: how a question would rank with an entry as
+/// edited (nothing saved, no file written), and conversations exported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preview_ranks_an_unsaved_edit_and_export_writes_every_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tokio::task::spawn_blocking(private_data).await.unwrap();
+    let d = data.clone();
+    let server = start(&tmp.path().join("db.sqlite3"), move |c| {
+        c.data_dir = d;
+        c.server.rate_burst = 1000;
+    })
+    .await;
+    let vectors_before = std::fs::read(data.join("vectors.bin")).unwrap();
+    let files_before = std::fs::read_dir(&data).unwrap().count();
+
+    let preview = |entry: serde_json::Value, question: &'static str| {
+        let server = &server;
+        async move {
+            let body = json!({"entry": entry, "question": question});
+            let started = std::time::Instant::now();
+            let r = server.post("/v1/kb/faqs/gift-wrap/preview", body).await;
+            eprintln!("preview took {:?}", started.elapsed());
+            r
+        }
+    };
+    let gift = |similar: Vec<&str>| {
+        json!({"question": "可以提供礼品包装吗？", "similar": similar,
+               "answer": {"zh": "可以，下单时备注“礼品包装”，免费提供礼盒和贺卡。"}, "category": "服务"})
+    };
+    // Without a phrasing for it, 「能包成礼物送人吗」 is not this entry's yet …
+    let (status, without) = preview(gift(vec![]), "送朋友的 能包成礼物送人吗").await;
+    assert_eq!(status, StatusCode::OK, "{without}");
+    // … with one, it ranks first, and the bot would answer it with this entry.
+    let (status, with) = preview(gift(vec!["能包成礼物送人吗", "有礼盒吗"]), "送朋友的 能包成礼物送人吗").await;
+    assert_eq!(status, StatusCode::OK, "{with}");
+    assert_eq!(with["rank"], 1, "{with}");
+    assert_eq!(with["candidates"][0]["faq_id"], "gift-wrap");
+    assert!(with["candidates"].as_array().unwrap().len() <= 5);
+    assert!(
+        without["rank"] != 1 || without["confidence"].as_f64() < with["confidence"].as_f64(),
+        "{without} vs {with}"
+    );
+    // An unrelated question keeps its own entry first.
+    let (_, other) = preview(gift(vec!["能包成礼物送人吗"]), "七天无理由退货怎么申请？").await;
+    assert_ne!(other["candidates"][0]["faq_id"], "gift-wrap", "{other}");
+    assert_eq!(other["action"], "answer", "{other}");
+
+    // Nothing was saved, and no file in the data directory changed.
+    let (status, v) = server.get("/v1/kb/faqs/gift-wrap").await;
+    assert_error(status, &v, StatusCode::NOT_FOUND);
+    assert_eq!(std::fs::read(data.join("vectors.bin")).unwrap(), vectors_before);
+    assert_eq!(std::fs::read_dir(&data).unwrap().count(), files_before);
+    // Bad input: an entry without a Chinese answer, an empty question.
+    let (status, v) = preview(json!({"question": "礼品包装？", "answer": {"en": "Yes"}}), "礼品包装").await;
+    assert_error(status, &v, StatusCode::BAD_REQUEST);
+    let (status, v) = preview(gift(vec![]), " \u{3000}").await;
+    assert_error(status, &v, StatusCode::BAD_REQUEST);
+
+    // Two conversations: one answered, one handed off and answered by an agent.
+    let answered = server.ask(json!({"text": "七天无理由退货怎么申请？"})).await;
+    assert_eq!(answered["action"], "answer", "{answered}");
+    let handed = server.ask(json!({"text": "转人工，面霜漏液了 😭"})).await;
+    let conv = handed["conversation_id"].as_str().unwrap();
+    let (status, v) = server
+        .post(&format!("/v1/conversations/{conv}/messages"), json!({"text": "您好，麻烦拍张照片，\"马上\"为您补发"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    // A shopper's text a spreadsheet would run as a formula.
+    let formula = "=HYPERLINK(\"http://example.com\",\"退款\")";
+    server.ask(json!({"text": formula})).await;
+
+    let export = |query: &str| {
+        let request =
+            server.http.get(format!("{}/v1/conversations/export?{query}", server.url)).bearer_auth(common::KEY);
+        async move {
+            let r = request.send().await.unwrap();
+            let status = r.status();
+            let content_type = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_string());
+            (status, content_type, r.bytes().await.unwrap().to_vec())
+        }
+    };
+    let (status, content_type, csv_bytes) = export("format=csv").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(content_type.as_deref(), Some("text/csv; charset=utf-8"));
+    assert!(csv_bytes.starts_with(b"\xEF\xBB\xBF"), "a byte-order mark for spreadsheets");
+    let mut reader = csv::Reader::from_reader(&csv_bytes[3..]);
+    let header = reader.headers().unwrap().clone();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let column = |row: &csv::StringRecord, name: &str| row[header.iter().position(|h| h == name).unwrap()].to_string();
+    // shopper + bot, shopper + bot, agent, shopper + bot.
+    assert_eq!(rows.len(), 7, "{rows:?}");
+    assert!(rows.iter().any(|r| column(r, "text") == format!("'{formula}")), "quoted for spreadsheets: {rows:?}");
+    let agent_row = rows.iter().find(|r| column(r, "role") == "agent").unwrap();
+    assert_eq!(column(agent_row, "text"), "您好，麻烦拍张照片，\"马上\"为您补发");
+    assert_eq!(column(agent_row, "conversation_id"), conv);
+    let asked = rows.iter().find(|r| column(r, "text") == "七天无理由退货怎么申请？").unwrap();
+    assert_eq!(column(asked, "action"), "answer");
+    assert_eq!(column(asked, "faq_id"), answered["faq_id"].as_str().unwrap());
+    assert!(rows.iter().any(|r| column(r, "text").contains('😭') && column(r, "reason") == "human_requested"));
+
+    let (status, content_type, jsonl) = export("format=jsonl").await;
+    assert_eq!((status, content_type.as_deref()), (StatusCode::OK, Some("application/x-ndjson")));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(jsonl).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 7);
+    assert!(lines.iter().any(|l| l["text"] == formula), "JSON keeps the text as it was");
+    assert!(lines.iter().all(|l| l["time"].as_str().is_some_and(|t| t.ends_with("+00:00"))), "{lines:?}");
+
+    // A window before these conversations is empty; a reversed one or an
+    // unknown format is refused.
+    let (status, _, empty) = export("format=jsonl&from=0&to=1000").await;
+    assert_eq!((status, empty.len()), (StatusCode::OK, 0));
+    for bad in ["from=100&to=50", "format=xml"] {
+        let (status, _, body) = export(bad).await;
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_error(status, &body, StatusCode::BAD_REQUEST);
+    }
+}

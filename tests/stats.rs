@@ -69,10 +69,19 @@ async fn stats_follow_a_scripted_day() {
     for k in ["accepted_rate", "edited_rate", "rejected_rate"] {
         assert!((s[k].as_f64().unwrap() - third).abs() < 1e-9, "{k}: {s}");
     }
+    // Per FAQ: the answered one first; hits count every message an FAQ
+    // ranked first for (the clarified question's first choice, unanswered).
+    let faqs = s["faqs"].as_array().unwrap();
     assert_eq!(
-        s["faqs"],
-        json!([{"faq_id": "return-7day", "answered": 2, "helpful": 1, "unhelpful": 1, "auto_resolution_rate": null}])
+        faqs[0],
+        json!({"faq_id": "return-7day", "hits": 2, "answered": 2, "helpful": 1, "unhelpful": 1, "auto_resolution_rate": null})
     );
+    let first_choice = clarify["choices"][0]["faq_id"].as_str().unwrap();
+    assert!(
+        faqs.iter().any(|f| f["faq_id"] == first_choice && f["answered"] == 0 && f["hits"].as_i64() >= Some(1)),
+        "{faqs:?}"
+    );
+    assert_eq!(faqs.iter().map(|f| f["hits"].as_i64().unwrap()).sum::<i64>(), 5, "{faqs:?}");
     // Nothing has ended yet (closed, or idle for 30 minutes).
     assert_eq!((s["ended_conversations"].as_i64(), s["auto_resolution_rate"].as_f64()), (Some(0), Some(0.0)), "{s}");
 

@@ -36,9 +36,9 @@ pub use metrics::Metrics;
 use crate::decision::{Action, Reason};
 use crate::kb::{FaqInput, ImportReport};
 use crate::service::{
-    AgentUpdate, AnswerRequest, AnswerResponse, CannedSuggestion, Choice, Contact, ImportOutcome, KbSummary,
-    LeaveMessage, LeftMessage, LoginRequest, NewAgent, NewCannedReply, Offline, OfflineReason, ServiceError, Services,
-    Session, ShopperTranscript, SurveyAnswer,
+    AgentUpdate, AnswerRequest, AnswerResponse, CannedSuggestion, Choice, Contact, ExportFormat, ImportOutcome,
+    KbSummary, LeaveMessage, LeftMessage, LoginRequest, NewAgent, NewCannedReply, Offline, OfflineReason,
+    PreviewCandidate, RankPreview, ServiceError, Services, Session, ShopperTranscript, SurveyAnswer,
 };
 use crate::store::{
     Actor, Agent, AgentFigures, AgentRole, CannedReply, ContactKind, Conversation, ConversationStatus, DeskFigures,
@@ -101,7 +101,7 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<
     paths(
         answer, handoffs, conversation, suggestions, feedback, agent_message, close, take, transfer, login, logout, me,
         agents_list, agents_create, agents_update, canned_search, canned_add, canned_delete, canned_suggestions, healthz, readyz, kb_get, kb_put,
-        kb_delete, kb_similar, kb_reload, kb_import, rate, survey, stats, mine_gaps, proposals, approve, dismiss
+        kb_delete, kb_similar, kb_preview, export, kb_reload, kb_import, rate, survey, stats, mine_gaps, proposals, approve, dismiss
     ),
     components(schemas(
         AnswerRequest, AnswerResponse, Choice, Action, Reason, ErrorBody, Handoff, Transcript, Conversation,
@@ -110,7 +110,7 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<
         FaqStats, Proposal, ProposalKind, ProposalStatus, ApproveRequest, Offline, OfflineReason, Contact, ContactKind,
         LeaveMessage, LeftMessage, ShopperTranscript, PresenceRequest, TransferRequest, LoginRequest, Session, Agent,
         AgentRole, NewAgent, AgentUpdate, SurveyAnswer, DeskFigures, AgentFigures, CannedReply, NewCannedReply,
-        CannedSuggestion
+        CannedSuggestion, PreviewRequest, RankPreview, PreviewCandidate, ExportFormat
     )),
     modifiers(&ApiKeyScheme)
 )]
@@ -138,6 +138,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/agents/{id}", axum::routing::patch(agents_update))
         .route("/v1/kb/faqs/{id}", axum::routing::put(kb_put).delete(kb_delete))
         .route("/v1/kb/faqs/{id}/similar", post(kb_similar))
+        .route("/v1/kb/faqs/{id}/preview", post(kb_preview))
+        .route("/v1/conversations/export", get(export))
         .route("/v1/kb/reload", post(kb_reload))
         .route("/v1/kb/gaps/mine", post(mine_gaps))
         .route("/v1/kb/proposals", get(proposals))
@@ -601,6 +603,63 @@ async fn kb_put(
     ApiJson(input): ApiJson<FaqInput>,
 ) -> Result<Json<KbSummary>, ApiError> {
     Ok(Json(service(&state, move |s| s.knowledge.edit_faq(&id, Some(input), &actor)).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewRequest {
+    /// The entry as edited (not saved).
+    pub entry: FaqInput,
+    /// A shopper's question to rank.
+    pub question: String,
+}
+
+/// How a question would rank were the entry as edited: nothing is saved.
+#[utoipa::path(post, path = "/v1/kb/faqs/{id}/preview", security(("api_key" = [])), params(("id" = String, Path)),
+    request_body = PreviewRequest, responses((status = 200, body = RankPreview), (status = 400, body = ErrorBody),
+    (status = 503, description = "Too much model work queued", body = ErrorBody)))]
+async fn kb_preview(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<PreviewRequest>,
+) -> Result<Json<RankPreview>, ApiError> {
+    let permit = state.admission.admit()?;
+    Ok(Json(
+        service(&state, move |s| {
+            let _permit = permit;
+            s.knowledge.preview(&id, &req.entry, &req.question)
+        })
+        .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct ExportQuery {
+    from: Option<i64>,
+    to: Option<i64>,
+    format: Option<ExportFormat>,
+}
+
+/// The conversations started in a window (default the last 7 days), one row
+/// per message with the bot's decision on it, as CSV or JSON Lines.
+#[utoipa::path(get, path = "/v1/conversations/export", security(("api_key" = [])),
+    params(("from" = Option<i64>, Query), ("to" = Option<i64>, Query), ("format" = Option<ExportFormat>, Query)),
+    responses((status = 200, description = "text/csv (UTF-8 with a byte-order mark) or application/x-ndjson"),
+    (status = 400, body = ErrorBody)))]
+async fn export(
+    State(state): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<ExportQuery>,
+) -> Result<Response, ApiError> {
+    let (from, to) = Window { from: q.from, to: q.to }.bounds()?;
+    let format = q.format.unwrap_or_default();
+    let body = service(&state, move |s| s.desk.export(from, to, format)).await?;
+    let (content_type, ext) = match format {
+        ExportFormat::Csv => ("text/csv; charset=utf-8", "csv"),
+        ExportFormat::Jsonl => ("application/x-ndjson", "jsonl"),
+    };
+    let disposition = format!("attachment; filename=\"xiaoer-conversations-{from}-{to}.{ext}\"");
+    Ok(([(header::CONTENT_TYPE, content_type.to_string()), (header::CONTENT_DISPOSITION, disposition)], body)
+        .into_response())
 }
 
 /// Delete an FAQ entry.

@@ -136,7 +136,7 @@ const FORMULA_START: &[char] = &['=', '+', '-', '@', '\t', '\r'];
 /// A cell as exported: text a spreadsheet would run as a formula gets the `'`
 /// spreadsheets take as "this is text". Text that already starts with `'`s
 /// before such a character gets one more, so [`unquote_cell`] undoes exactly this.
-fn quote_cell(text: &str) -> Cow<'_, str> {
+pub fn quote_cell(text: &str) -> Cow<'_, str> {
     if text.trim_start_matches('\'').starts_with(FORMULA_START) {
         Cow::Owned(format!("'{text}"))
     } else {

@@ -15,7 +15,7 @@ mod validate;
 
 pub use edit::{FaqEdit, FaqInput, apply_edits, export_jsonl, export_toml};
 pub use error::{KbError, Problem};
-pub use import::{ImportReport, export_csv, parse_csv, parse_jsonl};
+pub use import::{ImportReport, export_csv, parse_csv, parse_jsonl, quote_cell};
 pub use load::{KbOptions, load_dir, load_path};
 pub use types::{Faq, KnowledgeBase, Lexicon, Location, Product, SmallTalk};
 pub use validate::{

@@ -11,8 +11,10 @@ use super::turns::{Context, read_message};
 use super::{ServiceError, message_text};
 use crate::config::Config;
 use crate::decision::substance;
+use crate::kb::quote_cell;
 use crate::store::{
-    Actor, Conversation, Draft, FeedbackRecord, Handoff, Message, Store, Suggestion, Transcript, Verdict,
+    Actor, Conversation, Draft, ExportedMessage, FeedbackRecord, Handoff, Message, Store, Suggestion, Transcript,
+    Verdict,
 };
 
 /// An edited draft still counts as the FAQ's answer at this similarity
@@ -169,4 +171,40 @@ impl Desk {
         }
         Ok(self.store.assign_waiting(&self.presence.present_agents(), service.max_conversations)?)
     }
+
+    /// The conversations started in `[from, to)`, one row per message, as
+    /// CSV (with a byte-order mark, so spreadsheets read the Chinese, and a
+    /// shopper's `=…` quoted so they never run it as a formula) or JSON Lines.
+    pub fn export(&self, from: i64, to: i64, format: ExportFormat) -> Result<Vec<u8>, ServiceError> {
+        let rows = self.store.export_messages(from, to)?;
+        // Writing plain strings and numbers into memory cannot fail.
+        const INFALLIBLE: &str = "an in-memory export of plain fields";
+        Ok(match format {
+            ExportFormat::Csv => {
+                let mut out = csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
+                out.write_record(ExportedMessage::COLUMNS).expect(INFALLIBLE);
+                for row in &rows {
+                    out.write_record(row.cells().iter().map(|c| quote_cell(c).into_owned())).expect(INFALLIBLE);
+                }
+                out.into_inner().expect(INFALLIBLE)
+            }
+            ExportFormat::Jsonl => {
+                let mut out = Vec::new();
+                for row in &rows {
+                    serde_json::to_writer(&mut out, row).expect(INFALLIBLE);
+                    out.push(b'\n');
+                }
+                out
+            }
+        })
+    }
+}
+
+/// How `GET /v1/conversations/export` writes rows.
+#[derive(Debug, Clone, Copy, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    #[default]
+    Csv,
+    Jsonl,
 }

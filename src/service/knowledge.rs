@@ -17,8 +17,10 @@ use arc_swap::ArcSwap;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{ServiceError, lock};
+use super::turns::{Context, read_message};
+use super::{ServiceError, lock, message_text};
 use crate::config::Config;
+use crate::decision::{Action, decide};
 use crate::embed::Embedder;
 use crate::engine::{Engine, IndexStorage, Progress};
 use crate::kb::{
@@ -42,6 +44,29 @@ pub struct ImportOutcome {
     pub report: ImportReport,
     pub kb: Option<KbSummary>,
 }
+
+/// How a question would rank with an entry as edited, before it is saved.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RankPreview {
+    /// The edited entry's place among the first five (1 = first); none when
+    /// it is not among them.
+    pub rank: Option<usize>,
+    /// What the bot would do with the question: answer it (with `candidates[0]`),
+    /// clarify or hand it off.
+    pub action: Action,
+    /// The confidence in the first candidate.
+    pub confidence: f32,
+    pub candidates: Vec<PreviewCandidate>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PreviewCandidate {
+    pub faq_id: String,
+    pub question: String,
+}
+
+/// Candidates a preview shows.
+const PREVIEW_CANDIDATES: usize = 5;
 
 pub struct Knowledge {
     config: Config,
@@ -111,6 +136,42 @@ impl Knowledge {
                 None => {}
             }
             Ok(vec![FaqEdit { id: id.to_string(), entry: entry.clone() }])
+        })
+    }
+
+    /// How `question` would rank were entry `id` (new or existing) as
+    /// `entry`: a throw-away engine in memory, built as an edit would build
+    /// it (only changed phrasings are embedded) and judged with the live
+    /// calibration. Nothing is stored.
+    pub fn preview(&self, id: &str, entry: &FaqInput, question: &str) -> Result<RankPreview, ServiceError> {
+        let question = message_text(question, self.config.server.max_text_chars)?;
+        let live = self.engine();
+        let mut kb = live.retriever.kb().clone();
+        entry.to_faq(id, &kb, "preview").map_err(|p| ServiceError::Invalid(p.join("; ")))?;
+        apply_edits(&mut kb, &[FaqEdit { id: id.to_string(), entry: Some(entry.clone()) }]);
+        let engine = Engine::provisional(
+            self.config.clone(),
+            kb,
+            IndexStorage::Scratch,
+            self.model.clone(),
+            &|_, _| {},
+            live.calibration(),
+        )
+        .map_err(ServiceError::Rebuild)?;
+        let kb = engine.retriever.kb();
+        let cfg = &self.config.decision;
+        let reading = read_message(&engine, question, &Context::default(), None, PREVIEW_CANDIDATES)?;
+        let decision = decide(question, &reading.text, &reading.candidates, reading.judged, 0, &kb.lexicon, cfg);
+        let candidates: Vec<PreviewCandidate> = reading
+            .candidates
+            .iter()
+            .map(|c| PreviewCandidate { faq_id: kb.faqs[c.faq].id.clone(), question: kb.faqs[c.faq].question.clone() })
+            .collect();
+        Ok(RankPreview {
+            rank: candidates.iter().position(|c| c.faq_id == id).map(|i| i + 1),
+            action: decision.action,
+            confidence: reading.judged.value,
+            candidates,
         })
     }
 

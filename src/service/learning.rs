@@ -57,7 +57,7 @@ impl Learning {
             earlier.extend(self.store.proposals(status)?.into_iter().filter(|p| p.kind == ProposalKind::NewFaq));
         }
         let held = |q: &str| earlier.iter().any(|p| p.text == q || p.examples.iter().any(|e| e == q));
-        let no_context = Context { question: None, faq_id: None };
+        let no_context = Context::default();
         let mut questions = Vec::new();
         for q in self.store.unanswered_questions(from, to)? {
             if held(&q) {

@@ -24,9 +24,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub use accounts::{Accounts, AgentUpdate, LoginRequest, NewAgent, Session};
 pub use availability::{Offline, OfflineReason, Presence, ServiceConfig, ServiceHours};
 pub use canned::{Canned, CannedSuggestion, NewCannedReply};
-pub use desk::Desk;
+pub use desk::{Desk, ExportFormat};
 pub use error::ServiceError;
-pub use knowledge::{ImportOutcome, KbSummary, Knowledge};
+pub use knowledge::{ImportOutcome, KbSummary, Knowledge, PreviewCandidate, RankPreview};
 pub use learning::Learning;
 pub use turns::{
     AnswerRequest, AnswerResponse, Choice, Contact, LeaveMessage, LeftMessage, ShopperTranscript, SurveyAnswer, Turns,

@@ -114,6 +114,7 @@ pub struct SurveyAnswer {
 const MAX_COMMENT_CHARS: usize = 500;
 
 /// What the conversation was last about.
+#[derive(Default)]
 pub(super) struct Context<'a> {
     pub question: Option<&'a str>,
     pub faq_id: Option<&'a str>,

@@ -12,6 +12,7 @@
 mod agents;
 mod canned;
 mod desk;
+mod export;
 mod types;
 
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 pub use canned::CannedReply;
 pub use desk::{AgentFigures, DeskFigures};
+pub use export::ExportedMessage;
 pub use types::*;
 
 /// A conversation without a message for this long has ended (shoppers
@@ -354,6 +356,7 @@ impl Store {
             .query_map(params![from, to], |r| {
                 Ok(FaqStats {
                     faq_id: r.get(0)?,
+                    hits: 0,
                     answered: r.get(1)?,
                     helpful: r.get(2)?,
                     unhelpful: r.get(3)?,
@@ -361,6 +364,26 @@ impl Store {
                 })
             })?
             .collect::<Result<_, _>>()?;
+        // Hits: messages whose first candidate the FAQ was, whatever was decided.
+        let mut stmt = conn.prepare(
+            "SELECT json_extract(candidates, '$[0].faq_id') AS top, COUNT(*) FROM decisions
+             WHERE created_at >= ?1 AND created_at < ?2 AND top IS NOT NULL GROUP BY top",
+        )?;
+        for hit in stmt.query_map(params![from, to], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))? {
+            let (faq_id, hits) = hit?;
+            match faqs.iter_mut().find(|f| f.faq_id == faq_id) {
+                Some(f) => f.hits = hits,
+                None => faqs.push(FaqStats {
+                    faq_id,
+                    hits,
+                    answered: 0,
+                    helpful: 0,
+                    unhelpful: 0,
+                    auto_resolution_rate: None,
+                }),
+            }
+        }
+        faqs.sort_by(|a, b| (b.answered, b.hits).cmp(&(a.answered, a.hits)).then_with(|| a.faq_id.cmp(&b.faq_id)));
         // Conversations that ended, each with whether it was resolved automatically.
         let ended = "WITH ended AS (
                SELECT c.id,

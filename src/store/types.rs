@@ -268,6 +268,9 @@ pub struct FeedbackRecord {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct FaqStats {
     pub faq_id: String,
+    /// Shopper messages this FAQ ranked first for, whatever the bot did.
+    pub hits: i64,
+    /// Shopper messages the bot answered automatically with it.
     pub answered: i64,
     pub helpful: i64,
     pub unhelpful: i64,
@@ -304,7 +307,7 @@ pub struct Stats {
     pub auto_resolved: i64,
     /// `auto_resolved / ended_conversations` (0 when none ended).
     pub auto_resolution_rate: f64,
-    /// Most answered first.
+    /// Most answered first, then most hit.
     pub faqs: Vec<FaqStats>,
     /// The agent desk's figures for the handoffs opened in the window.
     pub desk: super::DeskFigures,
