@@ -6,7 +6,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 BIN := target/release/xiaoer
 
-.PHONY: run test setup models build index lint bench bench-reference loadtest eval calibrate clean
+.PHONY: run test setup models build index lint bench bench-reference bench-console loadtest eval calibrate clean
 
 ## Set everything up and serve the HTTP API on the sample knowledge base.
 run: setup models build
@@ -40,6 +40,10 @@ bench: setup models
 ## Query embedding side by side with the reference C engine (docs/BENCHMARKS.md).
 bench-reference: setup models
 	bash scripts/bench-reference.sh
+
+## The agent console in Chromium under 50 simultaneous conversations (docs/BENCHMARKS.md).
+bench-console: setup models build
+	cd e2e && node console-bench.mjs
 
 ## HTTP load test of POST /v1/answer with wrk, and memory at 100k phrasings.
 loadtest: setup models

@@ -4,50 +4,18 @@
 // conversation; the agent accepts a draft; the shopper sees the reply live.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { createServer } from "node:http";
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { KEY, root, startServer, stopServers, launchChromium } from "./harness.mjs";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 // Screenshots land in target/ (README's copies live in docs/screenshots/).
 const shots = process.env.SCREENSHOT_DIR || join(root, "target", "screenshots");
-const KEY = "e2e-agent-key";
 let url, browser, storeSite, storeUrl;
-const servers = [];
-
-// Starts the real binary on a fresh data directory; resolves to its URL.
-async function startServer(env = {}) {
-  const dir = mkdtempSync(join(tmpdir(), "xiaoer-e2e-"));
-  const proc = spawn(join(root, "target/release/xiaoer"), ["serve", "--addr", "127.0.0.1:0"], {
-    cwd: root,
-    env: { ...process.env, XIAOER_DATA_DIR: dir, XIAOER_SERVER__API_KEY: KEY, ...env },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  servers.push({ proc, dir });
-  const at = await new Promise((resolve, reject) => {
-    let out = "";
-    const timer = setTimeout(() => reject(new Error("server did not start: " + out)), 180_000);
-    proc.stdout.on("data", (chunk) => {
-      out += chunk;
-      const m = out.match(/serving on (http:\/\/[\d.:]+)/);
-      if (m) { clearTimeout(timer); resolve(m[1]); }
-    });
-    proc.on("exit", (code) => reject(new Error(`server exited with ${code}: ${out}`)));
-  });
-  return { proc, dir, url: at };
-}
 
 before(async () => {
   ({ url } = await startServer());
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchChromium();
   mkdirSync(shots, { recursive: true });
   // A store's own site on another origin (another host name and port) that
   // embeds the widget with the one tag from the README.
@@ -64,10 +32,7 @@ before(async () => {
 after(async () => {
   storeSite?.close();
   await browser?.close();
-  for (const { proc, dir } of servers) {
-    proc.kill();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  stopServers();
 });
 
 test("shopper gets an answer, asks for a human, agent accepts a draft, shopper sees it live", { timeout: 240_000 }, async () => {
