@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::Config;
+use crate::decision::GroupSummary;
 use crate::embed::Embedder;
 use crate::engine::{Engine, IndexStorage, Progress};
 use crate::eval::conversations::{ConversationEval, ConversationReport, load_conversation_items};
@@ -147,6 +148,33 @@ pub fn eval_conversations(config: Config, queries: &Path, json: bool) -> Result<
     Ok(())
 }
 
+/// `xiaoer eval --conversations --learn`: agents' verdicts on the drafts of
+/// the even-numbered items teach the verifier; the odd-numbered items are
+/// run before (a fresh store) and after (the taught one).
+pub fn eval_conversations_learning(config: Config, queries: &Path) -> Result<()> {
+    let items = load_conversation_items(queries)?;
+    let (teach, judge): (Vec<_>, Vec<_>) = items.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
+    let teach: Vec<_> = teach.into_iter().map(|(_, item)| item).collect();
+    let judge: Vec<_> = judge.into_iter().map(|(_, item)| item).collect();
+    let model = Engine::model_for(&config)?;
+    for taught in [false, true] {
+        let eval = while_embedding(|progress| Ok(ConversationEval::open(config.clone(), model.clone(), progress)?))?;
+        if taught {
+            let bar = progress_bar(teach.len(), "agents' verdicts");
+            let labels = eval.teach(&teach, || bar.inc(1))?;
+            bar.finish_and_clear();
+            println!("taught: {labels} verdicts on the drafts of {} items, verifier fitted again", teach.len());
+        } else {
+            println!("before: a fresh store");
+        }
+        let bar = progress_bar(judge.len(), "conversations");
+        let report = eval.run(&judge, || bar.inc(1))?;
+        bar.finish_and_clear();
+        print_conversation_report(&report);
+    }
+    Ok(())
+}
+
 /// `xiaoer eval --learn`: simulate the learning loop (half the pos queries
 /// approved as phrasings) and compare recall on both halves.
 pub fn eval_learning(config: Config, queries: &Path) -> Result<()> {
@@ -226,6 +254,16 @@ pub fn calibrate(
         std::fs::write(path, toml::to_string_pretty(&doc)?)?;
         println!("wrote [decision] to {}", path.display());
     }
+    Ok(())
+}
+
+/// `xiaoer calibrate --history`: the knowledge base's verifier fitted again
+/// with the store's labelled turns and cached for the server.
+pub fn calibrate_history(config: Config) -> Result<()> {
+    let services = open_services(config)?;
+    let engine = services.knowledge.engine();
+    engine.calibrate()?;
+    print_calibration(&engine.calibration().summary(&services.config.decision));
     Ok(())
 }
 
@@ -440,18 +478,24 @@ fn print_curve(curve: &[CurvePoint]) {
     }
 }
 
-fn print_conversation_report(r: &ConversationReport) {
-    println!("{} items ({} messages) against {} FAQs", r.items, r.turns, r.faqs);
-    for g in &r.calibration {
+/// Per script group: the answer threshold and where it comes from.
+fn print_calibration(groups: &[GroupSummary]) {
+    for g in groups {
         let fitted = match (g.expected_precision, g.expected_coverage) {
             (Some(p), Some(c)) => format!(
-                "the knowledge base's own verifier ({} samples; cross-validated precision {p:.3}, coverage {c:.3})",
-                g.samples
+                "the knowledge base's own verifier ({} samples, {} of them the store's labelled turns; \
+                 cross-validated precision {p:.3}, coverage {c:.3})",
+                g.samples, g.history_samples
             ),
             _ => "the configured calibration (too few samples to fit one)".to_string(),
         };
         println!("  {:?} script: answer at confidence >= {:.3}, {fitted}", g.group, g.answer_threshold);
     }
+}
+
+fn print_conversation_report(r: &ConversationReport) {
+    println!("{} items ({} messages) against {} FAQs", r.items, r.turns, r.faqs);
+    print_calibration(&r.calibration);
     println!(
         "  {:<13} {:>4} {:>6} {:>7} {:>7} {:>5} {:>5} | {:>5} {:>5} {:>9} {:>9} {:>5} | handoff reasons",
         "type",

@@ -12,7 +12,7 @@ use crate::decision::KbCalibration;
 use crate::embed::{EmbedError, Embedder};
 use crate::index::{FaqIndex, IndexError, phrasing_table};
 use crate::kb::{KbError, KbOptions, KnowledgeBase, load_path};
-use crate::kb_calibration;
+use crate::kb_calibration::{self, Labelled};
 use crate::retrieval::{Dense, Mode, RetrievalError, Retriever};
 use crate::text::Analyzer;
 use crate::vectors::PhrasingVectors;
@@ -56,6 +56,8 @@ pub struct Engine {
     /// What a calibration of this engine must have been fitted from.
     calibration_key: String,
     calibration_file: PathBuf,
+    /// The store's labelled turns the calibration learns from.
+    history: Vec<Labelled>,
 }
 
 impl Engine {
@@ -91,7 +93,7 @@ impl Engine {
         embedder: Option<Arc<Embedder>>,
         progress: Progress,
     ) -> Result<Engine, EngineError> {
-        let engine = Self::provisional(config, kb, storage, embedder, progress, Arc::default())?;
+        let engine = Self::provisional(config, kb, storage, embedder, progress, Arc::default(), Vec::new())?;
         engine.calibrate()?;
         Ok(engine)
     }
@@ -99,7 +101,8 @@ impl Engine {
     /// As [`Engine::with_kb_and_model`], but answering with `provisional` as
     /// its calibration (unless one fitted for this very knowledge base is
     /// cached) until [`Engine::calibrate`] runs: a knowledge edit need not
-    /// wait for the fit, and one edit hardly moves the thresholds.
+    /// wait for the fit, and one edit hardly moves the thresholds. The fit
+    /// learns from `history`, the store's labelled turns, as well.
     pub fn provisional(
         config: Config,
         kb: KnowledgeBase,
@@ -107,6 +110,7 @@ impl Engine {
         embedder: Option<Arc<Embedder>>,
         progress: Progress,
         provisional: Arc<KbCalibration>,
+        history: Vec<Labelled>,
     ) -> Result<Engine, EngineError> {
         let analyzer = Arc::new(Analyzer::new(&kb.dict_words, &kb.synonyms));
         let index = match storage {
@@ -136,12 +140,19 @@ impl Engine {
         };
         let retriever = Retriever::new(Arc::new(kb), analyzer, index, dense, config.retrieval.clone())?;
         let target = f64::from(config.decision.target_precision);
-        let calibration_key = kb_calibration::key(&retriever, &model_sha, target);
+        let calibration_key = kb_calibration::key(&retriever, &model_sha, target, &history);
         let calibration = match config.decision.kb_calibration {
             true => kb_calibration::cached(&calibration_file, &calibration_key).map_or(provisional, Arc::new),
             false => Arc::default(),
         };
-        Ok(Engine { config, retriever, calibration: ArcSwap::new(calibration), calibration_key, calibration_file })
+        Ok(Engine {
+            config,
+            retriever,
+            calibration: ArcSwap::new(calibration),
+            calibration_key,
+            calibration_file,
+            history,
+        })
     }
 
     /// The verifier decisions use now.
@@ -163,7 +174,7 @@ impl Engine {
         }
         let target = f64::from(self.config.decision.target_precision);
         let key = self.calibration_key.clone();
-        let fitted = kb_calibration::fit_and_save(&self.retriever, key, target, &self.calibration_file)?;
+        let fitted = kb_calibration::fit_and_save(&self.retriever, key, target, &self.history, &self.calibration_file)?;
         self.calibration.store(Arc::new(fitted));
         Ok(())
     }

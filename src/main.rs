@@ -61,13 +61,16 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// Simulate the learning loop: approve half of the pos queries as similar
-        /// phrasings and compare recall before and after, on both halves.
+        /// phrasings and compare recall before and after, on both halves. With
+        /// `--conversations`: an agent's verdict on the drafts of every other item
+        /// (answerable or not) teaches the verifier; the other items are compared
+        /// before and after.
         #[arg(long)]
         learn: bool,
         /// Send every item through the real answering service (as `POST /v1/answer`,
         /// history first, in one conversation) over a throw-away database, and report
         /// actions per type; the configured retrieval mode and thresholds apply.
-        #[arg(long, conflicts_with_all = ["mode", "learn"])]
+        #[arg(long, conflicts_with_all = ["mode"])]
         conversations: bool,
     },
     /// Fit the hybrid fusion weights on labelled sets (see `--data`).
@@ -76,11 +79,17 @@ enum Command {
         #[arg(long = "data", required = true)]
         sets: Vec<PathBuf>,
     },
-    /// Calibrate the decision's confidence and thresholds on labelled sets; optionally write them to a config file.
+    /// Calibrate the decision's confidence and thresholds on labelled sets (optionally written to a
+    /// config file), or (`--history`) fit the knowledge base's own verifier again with the store's
+    /// labelled turns.
     Calibrate {
         /// A directory holding faq.jsonl and queries.jsonl, or `KB:QUERIES`.
-        #[arg(long = "data", required = true)]
+        #[arg(long = "data", required_unless_present = "history")]
         sets: Vec<PathBuf>,
+        /// Fit the knowledge base's verifier with the store's ratings and agents' verdicts on
+        /// drafts, and cache it for the server (which also does so at start and after each edit).
+        #[arg(long, conflicts_with_all = ["sets", "write"])]
+        history: bool,
         /// Auto-answer precision to reach.
         #[arg(long, default_value_t = 0.95)]
         target: f64,
@@ -213,13 +222,17 @@ fn run(cli: Cli) -> Result<()> {
             }
             commands::serve(config)
         }
+        Command::Eval { queries, conversations: true, learn: true, .. } => {
+            commands::eval_conversations_learning(config, &queries)
+        }
         Command::Eval { queries, conversations: true, json, .. } => {
             commands::eval_conversations(config, &queries, json)
         }
         Command::Eval { queries, learn: true, .. } => commands::eval_learning(config, &queries),
         Command::Eval { queries, mode, json, .. } => commands::eval(config, &queries, mode, json),
         Command::Fit { sets } => commands::fit(&config, &sets),
-        Command::Calibrate { sets, target, clarify_hit_rate, write } => {
+        Command::Calibrate { history: true, .. } => commands::calibrate_history(config),
+        Command::Calibrate { sets, target, clarify_hit_rate, write, .. } => {
             commands::calibrate(&config, &sets, target, clarify_hit_rate, write.as_deref())
         }
         Command::Stats { hours } => commands::stats(&config, hours),

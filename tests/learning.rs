@@ -119,3 +119,75 @@ async fn accepted_drafts_teach_new_phrasings() {
     let (status, body) = server.post("/v1/kb/proposals/424242/approve", json!({})).await;
     assert_error(status, &body, StatusCode::NOT_FOUND);
 }
+
+/// Issue #12: the knowledge base's verifier learns from the store's own
+/// labelled turns (shoppers' 👍/👎, agents' verdicts on drafts) when it is
+/// fitted again (after a knowledge change, at start), and the fit is
+/// cached for a restart on the same labels.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_verifier_learns_from_ratings_and_verdicts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("db.sqlite3");
+    let data = tokio::task::spawn_blocking(private_data).await.unwrap();
+    let d = data.clone();
+    let server = start(&db, move |c| {
+        c.data_dir = d;
+        c.server.rate_burst = 1000;
+    })
+    .await;
+    let history_samples = |server: &common::Server| {
+        let calibration = server.services.knowledge.engine().calibration();
+        calibration.chinese.as_ref().map_or(0, |v| v.history_samples)
+    };
+    assert_eq!(history_samples(&server), 0);
+
+    // Shoppers rate three automatic answers: 👍, 👍, 👎.
+    for (text, helpful) in [("七天无理由退货怎么申请？", true), ("发什么快递", true), ("可以开发票吗", false)]
+    {
+        let a = server.ask(json!({"text": text})).await;
+        assert_eq!(a["action"], "answer", "{text}: {a}");
+        let body = json!({"conversation_id": a["conversation_id"], "helpful": helpful});
+        let (status, v) = server.post(&format!("/v1/decisions/{}/rating", a["decision_id"]), body).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+    }
+    // An agent sends one draft as drafted, rejects another's first draft, and
+    // rewrites a third (which says nothing either way); a request for a human
+    // with no question in it gives no label.
+    for (text, verdict) in [
+        ("转人工 拆封了的面霜还能退吗", json!({"verdict": "accepted"})),
+        ("转人工 你们的快递太慢了怎么回事", json!({"verdict": "rejected"})),
+        ("转人工 想问下保税仓发货要多久", json!({"verdict": "edited", "text": "亲，这个我帮您查一下具体仓库再回复您"})),
+        ("转人工", json!({"verdict": "accepted"})),
+    ] {
+        let a = server.ask(json!({"text": text})).await;
+        assert_eq!(a["action"], "handoff", "{text}: {a}");
+        let conv = a["conversation_id"].as_str().unwrap();
+        let (_, drafts) = server.post(&format!("/v1/conversations/{conv}/suggestions"), json!({})).await;
+        let id = drafts[0]["id"].as_str().unwrap();
+        let (status, v) = server.post(&format!("/v1/suggestions/{id}/feedback"), verdict).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+    }
+
+    // A knowledge change fits the verifier again, now with those turns: the
+    // two 👍 and the sent draft always count (their FAQ known right), the 👎
+    // and the rejection only where that FAQ still ranks first.
+    let (status, v) = server.post("/v1/kb/reload", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let started = std::time::Instant::now();
+    while !server.services.knowledge.engine().calibrated() {
+        assert!(started.elapsed().as_secs() < 120, "the refit never finished");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let learned = history_samples(&server);
+    assert!((3..=5).contains(&learned), "{learned} labelled turns in the fit");
+    let (_, stats) = server.get("/v1/stats").await;
+    let chinese = stats["calibration"].as_array().unwrap().iter().find(|g| g["group"] == "chinese").unwrap().clone();
+    assert_eq!(chinese["history_samples"], learned, "{chinese}");
+    server.handle.abort();
+
+    // A restart on the same labels finds that fit cached: calibrated at once.
+    let d = data.clone();
+    let again = start(&db, move |c| c.data_dir = d).await;
+    assert!(again.services.knowledge.engine().calibrated());
+    assert_eq!(history_samples(&again), learned);
+}

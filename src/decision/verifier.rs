@@ -177,6 +177,9 @@ pub struct GroupVerifier {
     pub expected_coverage: f32,
     pub samples: usize,
     pub answerable: usize,
+    /// Of the samples, the store's own labelled turns.
+    #[serde(default)]
+    pub history_samples: usize,
 }
 
 /// A knowledge base's verifier: one model per script group; a group with
@@ -207,6 +210,8 @@ pub struct GroupSummary {
     /// Share of answerable questions expected to be answered right.
     pub expected_coverage: Option<f32>,
     pub samples: usize,
+    /// Of the samples, the store's own labelled turns (ratings, agents' verdicts on drafts).
+    pub history_samples: usize,
 }
 
 impl KbCalibration {
@@ -224,6 +229,7 @@ impl KbCalibration {
                     expected_precision: Some(v.expected_precision),
                     expected_coverage: Some(v.expected_coverage),
                     samples: v.samples,
+                    history_samples: v.history_samples,
                 },
                 None => GroupSummary {
                     group,
@@ -234,6 +240,7 @@ impl KbCalibration {
                     expected_precision: None,
                     expected_coverage: None,
                     samples: 0,
+                    history_samples: 0,
                 },
             })
             .collect()
@@ -283,6 +290,7 @@ impl GroupVerifier {
             expected_coverage: coverage,
             samples: samples.len(),
             answerable,
+            history_samples: 0,
         })
     }
 

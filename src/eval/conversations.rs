@@ -21,7 +21,7 @@ use crate::decision::{Action, GroupSummary, Reason};
 use crate::embed::Embedder;
 use crate::kb::{KbOptions, Problem, load_path};
 use crate::service::{AnswerRequest, AnswerResponse, ServiceError, Services};
-use crate::store::{Store, StoreError};
+use crate::store::{Actor, Store, StoreError, Verdict};
 
 /// One labelled shopper message.
 #[derive(Debug, Clone, Deserialize)]
@@ -76,6 +76,9 @@ pub struct ItemOutcome {
     /// `pos`, answered with a gold FAQ.
     pub correct: bool,
     pub error: Option<String>,
+    /// The throw-away conversation it ran in (None: refused at its first message).
+    #[serde(skip)]
+    pub conversation_id: Option<String>,
 }
 
 /// Outcomes of the items of one `type`.
@@ -177,6 +180,36 @@ impl ConversationEval {
         Ok(report)
     }
 
+    /// Simulates agents reviewing the drafts of each answerable or
+    /// out-of-scope item (the others never reach drafts about FAQs): the
+    /// gold FAQ's draft is sent as drafted when offered, else the first draft
+    /// is rejected. Then the verifier is fitted again on those verdicts (as
+    /// after a knowledge change) and this waits for it. Returns the verdicts given.
+    pub fn teach(&self, items: &[ConversationItem], tick: impl Fn()) -> Result<usize, ServiceError> {
+        let mut verdicts = 0;
+        for (i, item) in items.iter().enumerate() {
+            tick();
+            if !matches!(item.kind.as_str(), "pos" | "oos_in" | "oos_out") {
+                continue;
+            }
+            let Some(conversation) = self.run_item(i, item, &mut 0)?.conversation_id else { continue };
+            let drafts = self.services.desk.suggest(&conversation)?;
+            let (draft, verdict) = match drafts.iter().find(|d| item.gold.contains(&d.faq_id)) {
+                Some(gold) => (gold, Verdict::Accepted),
+                None => match drafts.first() {
+                    Some(first) => (first, Verdict::Rejected),
+                    None => continue,
+                },
+            };
+            self.services.desk.feedback(&draft.id, verdict, None, &Actor::API_KEY)?;
+            verdicts += 1;
+        }
+        self.services.knowledge.reload()?;
+        let engine = self.services.knowledge.engine();
+        engine.calibrate().map_err(ServiceError::Rebuild)?;
+        Ok(verdicts)
+    }
+
     fn run_item(&self, i: usize, item: &ConversationItem, turns: &mut usize) -> Result<ItemOutcome, ServiceError> {
         let mut outcome = ItemOutcome {
             item: i,
@@ -189,6 +222,7 @@ impl ConversationEval {
             choices: Vec::new(),
             correct: false,
             error: None,
+            conversation_id: None,
         };
         let mut last: Option<AnswerResponse> = None;
         for (n, text) in item.history.iter().chain(std::iter::once(&item.query)).enumerate() {
@@ -201,7 +235,10 @@ impl ConversationEval {
             *turns += 1;
             // A generous deadline: this measures decisions, not latency.
             match self.services.turns.answer(&req, Instant::now() + Duration::from_secs(600)) {
-                Ok(r) => last = Some(r),
+                Ok(r) => {
+                    outcome.conversation_id = Some(r.conversation_id.clone());
+                    last = Some(r);
+                }
                 Err(e) => {
                     outcome.error = Some(format!("message {}: {} ({e})", n + 1, e.code()));
                     return Ok(outcome);

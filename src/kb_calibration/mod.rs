@@ -4,8 +4,10 @@
 //! its whole FAQ held out (in-domain but unanswerable: whatever wins is
 //! wrong); product entries are asked half the time on their product's page;
 //! the entries' answers in other languages stand in for foreign questions;
-//! shipped off-topic messages are negatives. (Learning from the store's
-//! labelled turns — ratings, agent verdicts — is not built yet.)
+//! shipped off-topic messages are negatives. The store's own labelled
+//! turns join them as they accumulate (`Labelled`: a shopper's 👍/👎 on an
+//! automatic answer, an agent sending or rejecting a drafted FAQ answer),
+//! each weighing more than a phrasing: they are the traffic the verifier judges.
 //!
 //! Depends on `retrieval`, `decision` (the verifier), `kb`, `index`
 //! (filter), `text`. The result is cached beside the vectors, keyed by
@@ -38,6 +40,23 @@ const MAX_FOREIGN: usize = 300;
 const UNANSWERABLE_WEIGHT: f32 = 0.5;
 /// Foreign answers are cut to their first sentence, at most this many characters.
 const FOREIGN_CHARS: usize = 160;
+/// A labelled turn of the store's own traffic counts this much (a phrasing 1).
+const HISTORY_WEIGHT: f32 = 2.0;
+/// Labelled turns used at most, the newest (each is one model pass in the
+/// fit: about 15 s of background work at this bound).
+pub const MAX_HISTORY: usize = 1000;
+
+/// One of the store's shopper questions with what is known of one FAQ for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Labelled {
+    /// What the shopper asked (requests for a human and small talk left out).
+    pub text: String,
+    /// The product page it was asked on.
+    pub page: Option<String>,
+    pub faq_id: String,
+    /// The FAQ answers it (👍, a draft sent as drafted), or does not (👎, a rejected draft).
+    pub right: bool,
+}
 
 const OFF_TOPIC: &str = include_str!("off_topic.txt");
 
@@ -57,10 +76,11 @@ pub fn fit_and_save(
     retriever: &Retriever,
     key: String,
     target: f64,
+    history: &[Labelled],
     file: &Path,
 ) -> Result<KbCalibration, RetrievalError> {
     let started = std::time::Instant::now();
-    let calibration = fit(retriever, key, target)?;
+    let calibration = fit(retriever, key, target, history)?;
     for group in ScriptGroup::ALL {
         match calibration.group(group) {
             Some(v) => tracing::info!(
@@ -69,6 +89,7 @@ pub fn fit_and_save(
                 answer_threshold = v.answer_threshold,
                 expected_precision = v.expected_precision,
                 expected_coverage = v.expected_coverage,
+                history_samples = v.history_samples,
                 weights = ?v.model.weights,
                 "fitted the knowledge base's verifier"
             ),
@@ -89,8 +110,9 @@ pub fn fit_and_save(
 }
 
 /// Names everything a calibration is fitted from: the knowledge base, the
-/// model, the retrieval settings, the target and the shipped negatives.
-pub fn key(retriever: &Retriever, model_sha: &str, target: f64) -> String {
+/// model, the retrieval settings, the target, the shipped negatives and the
+/// store's labelled turns.
+pub fn key(retriever: &Retriever, model_sha: &str, target: f64, history: &[Labelled]) -> String {
     let mut h = Sha256::new();
     let config = retriever.config();
     h.update(format!(
@@ -101,11 +123,25 @@ pub fn key(retriever: &Retriever, model_sha: &str, target: f64) -> String {
         config.fusion.bm25_saturation
     ));
     h.update(OFF_TOPIC);
+    for l in history {
+        h.update(format!(
+            "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1e}",
+            l.text,
+            l.page.as_deref().unwrap_or(""),
+            l.faq_id,
+            l.right
+        ));
+    }
     hex::encode(h.finalize())
 }
 
 /// Fits both script groups' verifiers (see the module comment).
-pub fn fit(retriever: &Retriever, key: String, target: f64) -> Result<KbCalibration, RetrievalError> {
+pub fn fit(
+    retriever: &Retriever,
+    key: String,
+    target: f64,
+    history: &[Labelled],
+) -> Result<KbCalibration, RetrievalError> {
     let mut groups: [Vec<Sample>; 2] = [Vec::new(), Vec::new()];
     let mut push = |group: ScriptGroup, s: Sample| groups[group as usize].push(s);
     pseudo_queries(retriever, &mut push)?;
@@ -115,13 +151,47 @@ pub fn fit(retriever: &Retriever, key: String, target: f64) -> Result<KbCalibrat
             push(ScriptGroup::of_locale(detect_locale(line)), s);
         }
     }
+    let mut from_history = [0; 2];
+    for (group, s) in history_samples(retriever, history)? {
+        from_history[group as usize] += 1;
+        push(group, s);
+    }
     let [chinese, other] = groups;
+    let fit_group = |samples: &[Sample], group: ScriptGroup| {
+        GroupVerifier::fit(samples, target)
+            .map(|v| GroupVerifier { history_samples: from_history[group as usize], ..v })
+    };
     Ok(KbCalibration {
         key,
         target_precision: target as f32,
-        chinese: GroupVerifier::fit(&chinese, target),
-        other: GroupVerifier::fit(&other, target),
+        chinese: fit_group(&chinese, ScriptGroup::Chinese),
+        other: fit_group(&other, ScriptGroup::Other),
     })
+}
+
+/// The store's labelled turns as samples: a question whose FAQ is known
+/// right is answerable, and its sample right when that FAQ wins; one whose
+/// FAQ is known wrong tells only about that FAQ winning (a wrong answer),
+/// not about another FAQ winning, so then it is left out. FAQs no longer in
+/// the knowledge base are left out too.
+fn history_samples(retriever: &Retriever, history: &[Labelled]) -> Result<Vec<(ScriptGroup, Sample)>, RetrievalError> {
+    let kb = retriever.kb();
+    let mut samples = Vec::new();
+    for l in history.iter().rev().take(MAX_HISTORY) {
+        let Some(faq) = kb.faqs.iter().position(|f| f.id == l.faq_id) else { continue };
+        let products = ProductContext { page: l.page.as_deref(), named: retriever.products_named(&l.text) };
+        let Some(mut s) = ask(retriever, &l.text, &products, None, &|_| false, Some(faq), faq)? else { continue };
+        if !l.right {
+            if !s.correct {
+                continue;
+            }
+            // It won and is wrong; whether another FAQ would be right is unknown.
+            s = Sample { correct: false, right_in_top3: false, answerable: false, ..s };
+        }
+        s.weight = HISTORY_WEIGHT;
+        samples.push((ScriptGroup::of_locale(detect_locale(&l.text)), s));
+    }
+    Ok(samples)
 }
 
 /// Each phrasing held out alone (answerable) and with its whole FAQ

@@ -23,6 +23,18 @@ const LIGHT_EDIT_SIMILARITY: f64 = 0.7;
 /// How far back drafts look for the shopper's real question.
 const RECENT_MESSAGES: usize = 10;
 
+/// What an agent's verdict says of a drafted FAQ answer: right when sent
+/// as is or lightly edited, wrong when rejected, unknown when rewritten.
+pub(super) fn draft_was_right(verdict: Verdict, draft: &str, sent: Option<&str>) -> Option<bool> {
+    match verdict {
+        Verdict::Accepted => Some(true),
+        Verdict::Rejected => Some(false),
+        Verdict::Edited => {
+            sent.filter(|t| strsim::normalized_levenshtein(draft, t) >= LIGHT_EDIT_SIMILARITY).map(|_| true)
+        }
+    }
+}
+
 pub struct Desk {
     config: Config,
     knowledge: Arc<Knowledge>,
@@ -118,13 +130,12 @@ impl Desk {
         };
         let (faq_id, draft, question) = self.store.suggestion_context(suggestion_id)?;
         let record = self.store.record_feedback(suggestion_id, verdict, text, actor)?;
-        // A draft the agent sent (as is or lightly edited) shows that the
-        // shopper's words mean this FAQ.
-        let light = |t: &str| strsim::normalized_levenshtein(&draft, t) >= LIGHT_EDIT_SIMILARITY;
-        let sent_as_drafted = verdict == Verdict::Accepted || (verdict == Verdict::Edited && text.is_some_and(light));
+        // A draft the agent sent as drafted shows that the shopper's words mean this FAQ.
         // Only what the shopper asked: never "转人工" or a greeting as a phrasing.
         let engine = self.knowledge.engine();
-        let asked = question.filter(|_| sent_as_drafted).and_then(|q| substance(&q, &engine.retriever.kb().lexicon));
+        let asked = question
+            .filter(|_| draft_was_right(verdict, &draft, text) == Some(true))
+            .and_then(|q| substance(&q, &engine.retriever.kb().lexicon));
         if let Some(asked) = asked {
             let trimmed = asked.trim_matches(|c: char| !c.is_alphanumeric());
             self.learning.propose_phrasing(faq_id, trimmed.to_string())?;

@@ -17,16 +17,18 @@ use arc_swap::ArcSwap;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::desk::draft_was_right;
 use super::turns::{Context, read_message};
 use super::{ServiceError, lock, message_text};
 use crate::config::Config;
-use crate::decision::{Action, decide};
+use crate::decision::{Action, decide, substance};
 use crate::embed::Embedder;
 use crate::engine::{Engine, IndexStorage, Progress};
 use crate::kb::{
     FaqEdit, FaqInput, ImportReport, KbOptions, KnowledgeBase, apply_edits, load_path, parse_csv, parse_jsonl,
 };
-use crate::store::{Actor, Store};
+use crate::kb_calibration::{self, Labelled, MAX_HISTORY};
+use crate::store::{Actor, Judgement, Store};
 
 /// The knowledge base after a change.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -83,7 +85,11 @@ pub struct Knowledge {
 
 impl Knowledge {
     /// Builds the engine once, from the knowledge files plus the stored
-    /// edits, reusing the on-disk index and vectors when they match.
+    /// edits, reusing the on-disk index and vectors when they match. Its
+    /// verifier is the cached one when that was fitted from the same
+    /// knowledge base and labelled turns; otherwise the last one fitted
+    /// answers while the new one is fitted in the background (at a first
+    /// start, with none at all, the fit runs before serving).
     pub fn open(
         config: Config,
         store: Arc<Store>,
@@ -91,18 +97,29 @@ impl Knowledge {
         progress: Progress,
     ) -> Result<Knowledge, ServiceError> {
         let (kb, _) = Self::current_kb(&config, &store)?;
-        let engine = Engine::with_kb_and_model(config.clone(), kb, IndexStorage::OnDisk, model.clone(), progress)
-            .map_err(ServiceError::Rebuild)?;
+        let history = history(&store, &kb)?;
+        let last = kb_calibration::stored(&config.calibration_path()).filter(|_| config.decision.kb_calibration);
+        let provisional = last.clone().map(Arc::new).unwrap_or_default();
+        let engine = Engine::provisional(
+            config.clone(),
+            kb,
+            IndexStorage::OnDisk,
+            model.clone(),
+            progress,
+            provisional,
+            history,
+        )
+        .map_err(ServiceError::Rebuild)?;
+        if last.is_none() {
+            engine.calibrate().map_err(ServiceError::Rebuild)?;
+        }
+        let engine = Arc::new(engine);
         let (to_calibrate, pending) = channel();
         std::thread::spawn(move || calibrate_latest(pending));
-        Ok(Knowledge {
-            config,
-            store,
-            model,
-            engine: ArcSwap::from_pointee(engine),
-            changing: Mutex::new(()),
-            to_calibrate,
-        })
+        if !engine.calibrated() {
+            let _ = to_calibrate.send(engine.clone());
+        }
+        Ok(Knowledge { config, store, model, engine: ArcSwap::new(engine), changing: Mutex::new(()), to_calibrate })
     }
 
     /// A snapshot of the live engine.
@@ -156,6 +173,7 @@ impl Knowledge {
             self.model.clone(),
             &|_, _| {},
             live.calibration(),
+            Vec::new(),
         )
         .map_err(ServiceError::Rebuild)?;
         let kb = engine.retriever.kb();
@@ -238,6 +256,7 @@ impl Knowledge {
         agent_id: Option<i64>,
     ) -> Result<KbSummary, ServiceError> {
         let previous = self.engine().calibration();
+        let history = history(&self.store, &kb)?;
         let engine = Engine::provisional(
             self.config.clone(),
             kb,
@@ -245,6 +264,7 @@ impl Knowledge {
             self.model.clone(),
             &|_, _| {},
             previous,
+            history,
         )
         .map_err(ServiceError::Rebuild)?;
         if !edits.is_empty() {
@@ -280,6 +300,25 @@ fn calibrate_latest(pending: Receiver<Arc<Engine>>) {
             tracing::warn!(error = %e, "cannot fit the changed knowledge base's verifier: the previous one stays");
         }
     }
+}
+
+/// The store's labelled turns as the verifier learns from them: what the
+/// shopper asked (without requests for a human or small talk) and whether
+/// the FAQ answered it; verdicts that say nothing (a rewritten draft) and
+/// messages with nothing to ask are left out.
+fn history(store: &Store, kb: &KnowledgeBase) -> Result<Vec<Labelled>, ServiceError> {
+    Ok(store
+        .judged(MAX_HISTORY)?
+        .into_iter()
+        .filter_map(|j| {
+            let right = match &j.judgement {
+                Judgement::Rated { helpful } => Some(*helpful),
+                Judgement::Draft { verdict, draft, sent } => draft_was_right(*verdict, draft, sent.as_deref()),
+            }?;
+            let text = substance(&j.question, &kb.lexicon)?;
+            Some(Labelled { text, page: j.page, faq_id: j.faq_id, right })
+        })
+        .collect())
 }
 
 fn summary(kb: &KnowledgeBase, skipped_edits: Vec<String>) -> KbSummary {

@@ -13,6 +13,7 @@ mod agents;
 mod canned;
 mod desk;
 mod export;
+mod labels;
 mod types;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 pub use canned::CannedReply;
 pub use desk::{AgentFigures, DeskFigures};
 pub use export::ExportedMessage;
+pub use labels::{Judged, Judgement};
 pub use types::*;
 
 /// A conversation without a message for this long has ended (shoppers
