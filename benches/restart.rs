@@ -34,7 +34,7 @@ fn restart(c: &mut Criterion) {
                 FaqEdit { id: faq.id.clone(), entry: Some(entry) }
             })
             .collect();
-        Store::open(&db).unwrap().save_edits(&stored, None).unwrap();
+        Store::open(&db).unwrap().save_edits(&stored, None, None).unwrap();
         let config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
         let open =
             || Services::open(config.clone(), Store::open(&db).unwrap(), Some(model.clone()), &|_, _| {}).unwrap();

@@ -283,7 +283,7 @@ pub fn stats(config: &Config, hours: i64) -> Result<()> {
 pub fn kb_export(config: &Config, out: &Path, format: &str) -> Result<()> {
     let store = Store::open(&config.database_path())?;
     let mut kb = load_path(&config.kb_dir, &KbOptions::default())?;
-    for problem in crate::kb::apply_edits(&mut kb, &store.edits()?) {
+    for problem in crate::kb::apply_edits(&mut kb, &store.edits()?.0) {
         eprintln!("warning: {problem}");
     }
     let text = match format {
@@ -323,7 +323,7 @@ pub fn kb_import(config: &Config, file: &Path, dry_run: bool, partial: bool) -> 
         anyhow::ensure!(bad == 0, "{}: {bad} bad row(s)", file.display());
         return Ok(());
     }
-    Store::open(&config.database_path())?.save_edits(&report.entries, None)?;
+    Store::open(&config.database_path())?.save_edits(&report.entries, None, None)?;
     println!("imported {} entries (live after `POST /v1/kb/reload` or a restart)", report.entries.len());
     Ok(())
 }

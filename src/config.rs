@@ -27,6 +27,17 @@ pub struct Config {
     pub decision: DecisionConfig,
     pub server: ServerConfig,
     pub service: ServiceConfig,
+    pub storage: StorageConfig,
+}
+
+/// `[storage]`: where conversations, tickets, accounts and knowledge edits live.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StorageConfig {
+    /// `sqlite://PATH` (`sqlite:///var/lib/xiaoer/db.sqlite3`: an absolute
+    /// path). Empty (default): `xiaoer.sqlite3` in the data directory.
+    /// Replicas sharing one database each keep their own data directory.
+    pub url: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -115,9 +126,12 @@ impl Default for Config {
             decision: DecisionConfig::default(),
             server: ServerConfig::default(),
             service: ServiceConfig::default(),
+            storage: StorageConfig::default(),
         }
     }
 }
+
+const SQLITE_SCHEME: &str = "sqlite://";
 
 /// Default config file, read when present.
 pub const DEFAULT_CONFIG_FILE: &str = "xiaoer.toml";
@@ -130,15 +144,25 @@ impl Config {
             Some(path) => fig = fig.merge(Toml::file_exact(path)),
             None => fig = fig.merge(Toml::file(DEFAULT_CONFIG_FILE)),
         }
-        fig.merge(Env::prefixed("XIAOER_").split("__")).extract().map_err(Box::new)
+        let config: Config = fig.merge(Env::prefixed("XIAOER_").split("__")).extract().map_err(Box::new)?;
+        let url = &config.storage.url;
+        if !url.is_empty() && !url.starts_with(SQLITE_SCHEME) {
+            let why = format!("storage.url {url:?}: only `sqlite://PATH` is supported (PostgreSQL is issue #15)");
+            return Err(Box::new(figment::Error::from(why)));
+        }
+        Ok(config)
     }
 
     pub fn index_dir(&self) -> PathBuf {
         self.data_dir.join("index")
     }
 
+    /// The SQLite database `storage.url` names (checked when loaded).
     pub fn database_path(&self) -> PathBuf {
-        self.data_dir.join("xiaoer.sqlite3")
+        match self.storage.url.strip_prefix(SQLITE_SCHEME) {
+            Some(path) if !path.is_empty() => PathBuf::from(path),
+            _ => self.data_dir.join("xiaoer.sqlite3"),
+        }
     }
 
     /// Where the live knowledge base's verifier is cached (`kb_calibration`).

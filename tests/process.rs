@@ -1,7 +1,9 @@
 //! The real `xiaoer serve` binary as a process: SIGTERM and SIGINT with
 //! open event streams and a request in flight shut it down cleanly, and
 //! after kill -9 during a stream of edits and turns every acknowledged
-//! write is there when it comes back.
+//! write is there when it comes back. Two replicas on one database follow
+//! each other's knowledge edits, and concurrent edits of one FAQ through
+//! both lose nothing.
 
 mod common;
 
@@ -22,8 +24,14 @@ struct Process {
 /// Starts the binary on a free port over `data` (seeded with the sample
 /// KB's phrasing vectors, so starting embeds nothing).
 fn spawn(data: &Path) -> Process {
+    spawn_with(data, &[])
+}
+
+/// As `spawn`, with more environment (configuration) variables.
+fn spawn_with(data: &Path, env: &[(&str, &str)]) -> Process {
     let mut child = Command::new(env!("CARGO_BIN_EXE_xiaoer"))
         .args(["serve", "--addr", "127.0.0.1:0"])
+        .envs(env.iter().copied())
         .env("XIAOER_DATA_DIR", data)
         .env("XIAOER_SERVER__API_KEY", KEY)
         .env("XIAOER_SERVER__RATE_BURST", "100000")
@@ -226,4 +234,85 @@ async fn kill_9_loses_no_acknowledged_write() {
     assert_eq!(r.unwrap().status(), StatusCode::OK);
     signal(&p, libc::SIGTERM);
     wait_exit(&mut p, Duration::from_secs(15));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_one_database_follow_each_others_edits() {
+    let (a_data, b_data) = tokio::task::spawn_blocking(|| (data_dir(), data_dir())).await.unwrap();
+    let shared = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", shared.path().join("shared.sqlite3").display());
+    let env = [("XIAOER_STORAGE__URL", url.as_str())];
+    let (a, b) = (spawn_with(&a_data, &env), spawn_with(&b_data, &env));
+    let version_of = |p: &Process| call(reqwest::Method::GET, format!("{}/readyz", p.url), None);
+
+    // An entry added through A is answered by B: B follows the stored version.
+    let question = "你们支持礼品包装吗？";
+    let entry = json!({"question": question, "similar": ["可以包装成礼物吗"], "answer": {"zh": "支持，下单时备注“礼品包装”即可。"}});
+    let (status, summary) = call(reqwest::Method::PUT, format!("{}/v1/kb/faqs/gift-wrap", a.url), Some(entry)).await;
+    assert_eq!(status, StatusCode::OK, "{summary}");
+    let version = summary["version"].as_i64().unwrap();
+    assert!(version > 0, "{summary}");
+    let edited = Instant::now();
+    loop {
+        let body = json!({"text": question});
+        let (status, v) = call(reqwest::Method::POST, format!("{}/v1/answer", b.url), Some(body)).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        if v["faq_id"] == "gift-wrap" {
+            break;
+        }
+        assert!(edited.elapsed() < Duration::from_secs(60), "replica B never served the edit: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("replica B answered with A's edit {:?} after A's response", edited.elapsed());
+    assert_eq!(version_of(&b).await.1["kb_version"], version);
+
+    // Phrasings added to one FAQ through both replicas at once: every one lands.
+    let texts = [
+        "拆了封还能七天无理由吗",
+        "试穿过的能退吗",
+        "七天内不想要了怎么办",
+        "没拆封能退货吗",
+        "七天无理由包括运费吗",
+        "退货要自己出运费吗",
+    ];
+    let mut adds = tokio::task::JoinSet::new();
+    for (i, text) in texts.iter().enumerate() {
+        let at = if i % 2 == 0 { &a.url } else { &b.url };
+        let path = format!("{at}/v1/kb/faqs/return-7day/similar");
+        adds.spawn(call(reqwest::Method::POST, path, Some(json!({"text": text}))));
+    }
+    while let Some(done) = adds.join_next().await {
+        let (status, v) = done.unwrap();
+        assert_eq!(status, StatusCode::OK, "{v}");
+    }
+    let started = Instant::now();
+    for p in [&a, &b] {
+        loop {
+            let (status, faq) = call(reqwest::Method::GET, format!("{}/v1/kb/faqs/return-7day", p.url), None).await;
+            assert_eq!(status, StatusCode::OK, "{faq}");
+            let similar: Vec<&str> = faq["similar"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+            if texts.iter().all(|t| similar.contains(t)) {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "{}: lost phrasings, has {similar:?}", p.url);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let (va, vb) = (version_of(&a).await.1["kb_version"].clone(), version_of(&b).await.1["kb_version"].clone());
+    assert_eq!(va, vb, "both replicas serve the same version");
+    assert_eq!(va.as_i64(), Some(version + texts.len() as i64), "one version per edit");
+    for mut p in [a, b] {
+        p.child.kill().unwrap();
+        p.child.wait().unwrap();
+    }
+}
+
+/// One request with the API key; the status and the JSON body (null if none).
+async fn call(method: reqwest::Method, url: String, body: Option<Value>) -> (StatusCode, Value) {
+    let mut r = reqwest::Client::new().request(method, url).bearer_auth(KEY);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let r = r.send().await.unwrap();
+    (r.status(), r.json::<Value>().await.unwrap_or(Value::Null))
 }

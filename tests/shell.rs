@@ -143,7 +143,7 @@ async fn a_failed_rebuild_stores_nothing() {
     assert_error(status, &v, StatusCode::CONFLICT);
     let (status, v) = server.post("/v1/kb/reload", json!({})).await;
     assert_error(status, &v, StatusCode::CONFLICT);
-    assert!(server.services.store.edits().unwrap().is_empty(), "a failed change was stored");
+    assert!(server.services.store.edits().unwrap().0.is_empty(), "a failed change was stored");
     // Still answering from the old engine.
     assert_eq!(server.ask(json!({"text": "七天无理由退货怎么申请？"})).await["faq_id"], "return-7day");
 

@@ -935,7 +935,7 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>
     blocking(move || Ok(services.check_ready()))
         .await?
         .map_err(|why| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", why))?;
-    Ok(Json(serde_json::json!({"status": "ready"})))
+    Ok(Json(serde_json::json!({"status": "ready", "kb_version": state.services.knowledge.version()})))
 }
 
 async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {

@@ -6,12 +6,19 @@
 //! swap the engine in. So concurrent edits of one FAQ are applied one after
 //! another (none is lost), and a failed build stores nothing.
 //!
+//! Edits are versioned in the database: an edit is stored only if no other
+//! process (a replica on the same database) stored one since this one was
+//! derived, else it is derived again; and each replica follows the stored
+//! version, rebuilding within about a second of another's edit.
+//!
 //! A changed knowledge base answers at once with the previous verifier; one
 //! background thread then fits its own (about a second for the sample
 //! store) and swaps it in, skipping engines a later change replaced.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
@@ -37,6 +44,8 @@ pub struct KbSummary {
     pub phrasings: usize,
     /// Stored edits that no longer validate (e.g. their product was removed).
     pub skipped_edits: Vec<String>,
+    /// The knowledge base's version now (the last stored edit's number; 0: the files alone).
+    pub version: i64,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -69,6 +78,19 @@ pub struct PreviewCandidate {
 
 /// Candidates a preview shows.
 const PREVIEW_CANDIDATES: usize = 5;
+/// Times a change is derived again when other replicas' edits overtook it.
+const STALE_RETRIES: usize = 5;
+/// How often a replica looks for edits another one stored.
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The knowledge files with the stored edits applied.
+struct Current {
+    kb: KnowledgeBase,
+    /// Stored edits that no longer validate.
+    skipped: Vec<String>,
+    /// The stored version they make.
+    version: i64,
+}
 
 pub struct Knowledge {
     config: Config,
@@ -81,6 +103,8 @@ pub struct Knowledge {
     changing: Mutex<()>,
     /// Engines still answering with a previous knowledge base's verifier.
     to_calibrate: Sender<Arc<Engine>>,
+    /// The stored version the live engine was built from.
+    version: AtomicI64,
 }
 
 impl Knowledge {
@@ -96,7 +120,7 @@ impl Knowledge {
         model: Option<Arc<Embedder>>,
         progress: Progress,
     ) -> Result<Knowledge, ServiceError> {
-        let (kb, _) = Self::current_kb(&config, &store)?;
+        let Current { kb, version, .. } = Self::current_kb(&config, &store)?;
         let history = history(&store, &kb)?;
         let last = kb_calibration::stored(&config.calibration_path()).filter(|_| config.decision.kb_calibration);
         let provisional = last.clone().map(Arc::new).unwrap_or_default();
@@ -119,7 +143,48 @@ impl Knowledge {
         if !engine.calibrated() {
             let _ = to_calibrate.send(engine.clone());
         }
-        Ok(Knowledge { config, store, model, engine: ArcSwap::new(engine), changing: Mutex::new(()), to_calibrate })
+        Ok(Knowledge {
+            config,
+            store,
+            model,
+            engine: ArcSwap::new(engine),
+            changing: Mutex::new(()),
+            to_calibrate,
+            version: AtomicI64::new(version),
+        })
+    }
+
+    /// The stored version the live engine serves.
+    pub fn version(&self) -> i64 {
+        self.version.load(Ordering::SeqCst)
+    }
+
+    /// Keeps this replica on the latest stored version: every half second,
+    /// when another process stored edits, the engine is rebuilt with them.
+    /// The thread ends with the `Knowledge`.
+    pub fn follow(self: &Arc<Self>) {
+        let knowledge = Arc::downgrade(self);
+        std::thread::spawn(move || {
+            loop {
+                std::thread::sleep(FOLLOW_INTERVAL);
+                let Some(k) = knowledge.upgrade() else { return };
+                if let Err(e) = k.catch_up() {
+                    tracing::warn!(error = %e, "cannot follow the stored knowledge edits: the previous version serves");
+                }
+            }
+        });
+    }
+
+    fn catch_up(&self) -> Result<(), ServiceError> {
+        if self.store.kb_version()? <= self.version() {
+            return Ok(());
+        }
+        let _one = lock(&self.changing);
+        let current = Self::current_kb(&self.config, &self.store)?;
+        if current.version > self.version() {
+            self.rebuild(current)?;
+        }
+        Ok(())
     }
 
     /// A snapshot of the live engine.
@@ -131,8 +196,7 @@ impl Knowledge {
     /// the stored edits and swaps in the rebuilt engine.
     pub fn reload(&self) -> Result<KbSummary, ServiceError> {
         let _one = lock(&self.changing);
-        let (kb, skipped) = Self::current_kb(&self.config, &self.store)?;
-        self.commit(kb, skipped, &[], None)
+        self.rebuild(Self::current_kb(&self.config, &self.store)?)
     }
 
     /// The entry `id` as the admin API shows it.
@@ -229,32 +293,50 @@ impl Knowledge {
     }
 
     /// Derives edits from the latest state with `make`, builds the engine
-    /// with them, and only then stores them (signed by `actor`) and swaps the engine in.
+    /// with them, and only then stores them (signed by `actor`) as the next
+    /// version and swaps the engine in. When another replica stored edits
+    /// meanwhile, nothing is stored and the change is derived again.
     fn change(
         &self,
         actor: &Actor,
-        make: impl FnOnce(&KnowledgeBase) -> Result<Vec<FaqEdit>, ServiceError>,
+        make: impl Fn(&KnowledgeBase) -> Result<Vec<FaqEdit>, ServiceError>,
     ) -> Result<KbSummary, ServiceError> {
         let _one = lock(&self.changing);
-        let (mut kb, mut skipped) = Self::current_kb(&self.config, &self.store)?;
-        let edits = make(&kb)?;
-        if edits.is_empty() {
-            return Ok(summary(&kb, skipped));
+        for _ in 0..STALE_RETRIES {
+            let mut current = Self::current_kb(&self.config, &self.store)?;
+            let edits = make(&current.kb)?;
+            if edits.is_empty() {
+                return Ok(summary(&current.kb, current.skipped, current.version));
+            }
+            // `make` validated the new edits against this same state, so they apply.
+            current.skipped.extend(apply_edits(&mut current.kb, &edits));
+            let expected = current.version;
+            let stored =
+                self.swap_in(current, || Ok(self.store.save_edits(&edits, actor.agent_id(), Some(expected))?));
+            match stored {
+                // Stale (`StoreError::StaleKnowledge` arrives as a Conflict): derive again.
+                Err(ServiceError::Conflict(_)) if self.store.kb_version()? != expected => continue,
+                done => return done,
+            }
         }
-        // `make` validated the new edits against this same state, so they apply.
-        skipped.extend(apply_edits(&mut kb, &edits));
-        self.commit(kb, skipped, &edits, actor.agent_id())
+        Err(ServiceError::Conflict("other replicas kept changing the knowledge base; try again".into()))
     }
 
-    /// Builds the engine for `kb`; only when that worked stores `edits` and
-    /// swaps the engine in. The caller holds `changing`.
-    fn commit(
+    /// Builds the engine for `current` (nothing to store). The caller holds `changing`.
+    fn rebuild(&self, current: Current) -> Result<KbSummary, ServiceError> {
+        let version = current.version;
+        self.swap_in(current, || Ok(version))
+    }
+
+    /// Builds the engine for `current.kb`; only when that worked runs `store`
+    /// (which stores what is to be stored and names the version it makes)
+    /// and swaps the engine in. The caller holds `changing`.
+    fn swap_in(
         &self,
-        kb: KnowledgeBase,
-        skipped: Vec<String>,
-        edits: &[FaqEdit],
-        agent_id: Option<i64>,
+        current: Current,
+        store: impl FnOnce() -> Result<i64, ServiceError>,
     ) -> Result<KbSummary, ServiceError> {
+        let Current { kb, skipped, .. } = current;
         let previous = self.engine().calibration();
         let history = history(&self.store, &kb)?;
         let engine = Engine::provisional(
@@ -267,12 +349,11 @@ impl Knowledge {
             history,
         )
         .map_err(ServiceError::Rebuild)?;
-        if !edits.is_empty() {
-            self.store.save_edits(edits, agent_id)?;
-        }
-        let summary = summary(engine.retriever.kb(), skipped);
+        let version = store()?;
+        let summary = summary(engine.retriever.kb(), skipped, version);
         let engine = Arc::new(engine);
         self.engine.store(engine.clone());
+        self.version.store(version, Ordering::SeqCst);
         if !engine.calibrated() {
             // The thread ends only with `Knowledge`, which holds the sender.
             let _ = self.to_calibrate.send(engine);
@@ -280,12 +361,12 @@ impl Knowledge {
         Ok(summary)
     }
 
-    /// The knowledge files with the stored edits applied, and the stored
-    /// edits that were skipped as no longer valid.
-    fn current_kb(config: &Config, store: &Store) -> Result<(KnowledgeBase, Vec<String>), ServiceError> {
+    /// The knowledge files with the stored edits applied.
+    fn current_kb(config: &Config, store: &Store) -> Result<Current, ServiceError> {
         let mut kb = load_path(&config.kb_dir, &KbOptions::default()).map_err(ServiceError::KbFiles)?;
-        let skipped = apply_edits(&mut kb, &store.edits()?);
-        Ok((kb, skipped))
+        let (edits, version) = store.edits()?;
+        let skipped = apply_edits(&mut kb, &edits);
+        Ok(Current { kb, skipped, version })
     }
 }
 
@@ -321,8 +402,8 @@ fn history(store: &Store, kb: &KnowledgeBase) -> Result<Vec<Labelled>, ServiceEr
         .collect())
 }
 
-fn summary(kb: &KnowledgeBase, skipped_edits: Vec<String>) -> KbSummary {
-    KbSummary { faqs: kb.faqs.len(), phrasings: kb.phrasing_count(), skipped_edits }
+fn summary(kb: &KnowledgeBase, skipped_edits: Vec<String>, version: i64) -> KbSummary {
+    KbSummary { faqs: kb.faqs.len(), phrasings: kb.phrasing_count(), skipped_edits, version }
 }
 
 fn not_found(id: &str) -> ServiceError {

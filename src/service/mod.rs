@@ -64,6 +64,7 @@ impl Services {
         let presence = Arc::new(Presence::default());
         let store = Arc::new(store);
         let knowledge = Arc::new(Knowledge::open(config.clone(), store.clone(), model, progress)?);
+        knowledge.follow();
         let learning = Arc::new(Learning::new(knowledge.clone(), store.clone()));
         Ok(Arc::new(Services {
             turns: Turns::new(config.clone(), knowledge.clone(), store.clone(), hours, presence.clone()),

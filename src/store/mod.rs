@@ -53,6 +53,10 @@ pub enum StoreError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// Knowledge edits were derived from version `expected`, but another
+    /// process stored edits since (the caller derives them again).
+    #[error("the knowledge base is at version {current}, not {expected}")]
+    StaleKnowledge { expected: i64, current: i64 },
     #[error("database directory: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -669,9 +673,22 @@ impl Store {
     }
 
     /// Appends knowledge-base edits made by `agent_id` (None: the API key or the CLI), all or none.
-    pub fn save_edits(&self, edits: &[crate::kb::FaqEdit], agent_id: Option<i64>) -> Result<(), StoreError> {
+    /// Stores `edits` as one new knowledge-base version, when the stored
+    /// version is still `expected` (None: whatever it is); the new version.
+    pub fn save_edits(
+        &self,
+        edits: &[crate::kb::FaqEdit],
+        agent_id: Option<i64>,
+        expected: Option<i64>,
+    ) -> Result<i64, StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        // IMMEDIATE: the version check and the insert hold the write lock
+        // together, also against another process on the same database.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let current = kb_version(&tx)?;
+        if let Some(expected) = expected.filter(|e| *e != current) {
+            return Err(StoreError::StaleKnowledge { expected, current });
+        }
         let now = self.now();
         for e in edits {
             let entry = e.entry.as_ref().map(|x| serde_json::to_string(x).unwrap_or_default());
@@ -680,15 +697,22 @@ impl Store {
                 params![e.id, entry, now, agent_id],
             )?;
         }
+        let version = kb_version(&tx)?;
         tx.commit()?;
-        Ok(())
+        Ok(version)
     }
 
-    /// Every stored edit, oldest first.
-    pub fn edits(&self) -> Result<Vec<crate::kb::FaqEdit>, StoreError> {
+    /// The knowledge base's version: the last stored edit's number (0: none).
+    pub fn kb_version(&self) -> Result<i64, StoreError> {
+        kb_version(&*self.read()?)
+    }
+
+    /// Every stored edit, oldest first, and the version they make.
+    pub fn edits(&self) -> Result<(Vec<crate::kb::FaqEdit>, i64), StoreError> {
         let conn = self.read()?;
-        let mut stmt = conn.prepare("SELECT faq_id, entry FROM kb_edits ORDER BY seq")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)))?;
+        let version = kb_version(&conn)?;
+        let mut stmt = conn.prepare("SELECT faq_id, entry FROM kb_edits WHERE seq <= ?1 ORDER BY seq")?;
+        let rows = stmt.query_map([version], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)))?;
         let mut out = Vec::new();
         for row in rows {
             let (id, entry) = row?;
@@ -705,7 +729,7 @@ impl Store {
             };
             out.push(crate::kb::FaqEdit { id, entry });
         }
-        Ok(out)
+        Ok((out, version))
     }
 
     /// Shopper questions in `[from, to)` the bot could not answer: clarify,
@@ -878,4 +902,30 @@ fn insert_message(
         params![conversation_id, role, text, now, agent.map(|a| a.id), author],
     )?;
     Ok(Message { id: conn.last_insert_rowid(), role, text: text.to_string(), created_at: now, author })
+}
+
+fn kb_version(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM kb_edits", [], |r| r.get(0))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kb::FaqEdit;
+
+    #[test]
+    fn an_edit_derived_from_an_old_version_is_refused_and_stores_nothing() {
+        let store = Store::open_in_memory().unwrap();
+        let edit = |id: &str| FaqEdit { id: id.into(), entry: None };
+        assert_eq!(store.kb_version().unwrap(), 0);
+        assert_eq!(store.save_edits(&[edit("a"), edit("b")], None, Some(0)).unwrap(), 2);
+        // Another writer derived from version 0: refused, nothing stored.
+        match store.save_edits(&[edit("c")], None, Some(0)) {
+            Err(StoreError::StaleKnowledge { expected: 0, current: 2 }) => {}
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(store.edits().unwrap(), (vec![edit("a"), edit("b")], 2));
+        // Without an expectation (the CLI import) it is appended.
+        assert_eq!(store.save_edits(&[edit("c")], None, None).unwrap(), 3);
+    }
 }
