@@ -269,7 +269,7 @@ async fn automatic_assignment_follows_load_presence_and_limit() {
     owner(e.clone(), Some(wang_id)).await;
 
     // Both full: it waits; 小王 sets himself away and hands one back to the
-    // queue: it stays there (小李 is full, 小王 away) until 小王 is back.
+    // queue: it stays there (小李 is full, 小王 away).
     let f = handoff("我要人工服务").await;
     owner(f.clone(), None).await;
     let (status, v) = server.post("/v1/agent/presence", json!({"console": "wang-desk", "away": true})).await;
@@ -281,9 +281,10 @@ async fn automatic_assignment_follows_load_presence_and_limit() {
     owner(c.clone(), None).await;
     let (status, v) = server.post("/v1/agent/presence", json!({"console": "wang-desk", "away": false})).await;
     assert_eq!(status, StatusCode::OK, "{v}");
-    // Back with room for one: the oldest waiting (c) is his again, f still waits.
-    owner(c.clone(), Some(wang_id)).await;
-    owner(f.clone(), None).await;
+    // Back with room for one: not the one he handed back (c waits for
+    // someone else), but the next waiting, f.
+    owner(f.clone(), Some(wang_id)).await;
+    owner(c.clone(), None).await;
     let (_, queue) = server.get("/v1/handoffs").await;
     let waiting: Vec<&str> = queue
         .as_array()
@@ -292,7 +293,7 @@ async fn automatic_assignment_follows_load_presence_and_limit() {
         .filter(|t| t["owner_id"].is_null())
         .map(|t| t["conversation_id"].as_str().unwrap())
         .collect();
-    assert_eq!(waiting, [f.as_str()]);
+    assert_eq!(waiting, [c.as_str()]);
 
     // Being given a conversation is no transfer in the desk's figures: only
     // 小王's hand-back is.

@@ -337,10 +337,10 @@ async fn preview_ranks_an_unsaved_edit_and_export_writes_every_message() {
     assert!(lines.iter().all(|l| l["time"].as_str().is_some_and(|t| t.ends_with("+00:00"))), "{lines:?}");
 
     // A window before these conversations is empty; a reversed one or an
-    // unknown format is refused.
+    // unknown format or a window over 92 days is refused.
     let (status, _, empty) = export("format=jsonl&from=0&to=1000").await;
     assert_eq!((status, empty.len()), (StatusCode::OK, 0));
-    for bad in ["from=100&to=50", "format=xml"] {
+    for bad in ["from=100&to=50", "format=xml", "from=0&to=99999999"] {
         let (status, _, body) = export(bad).await;
         let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_error(status, &body, StatusCode::BAD_REQUEST);

@@ -633,6 +633,9 @@ async fn kb_preview(
     ))
 }
 
+/// The longest window one export covers.
+const MAX_EXPORT_DAYS: i64 = 92;
+
 #[derive(Debug, Deserialize)]
 struct ExportQuery {
     from: Option<i64>,
@@ -651,6 +654,11 @@ async fn export(
     axum::extract::Query(q): axum::extract::Query<ExportQuery>,
 ) -> Result<Response, ApiError> {
     let (from, to) = Window { from: q.from, to: q.to }.bounds()?;
+    // Held in memory whole: a bounded window keeps one request bounded.
+    if to.saturating_sub(from) > MAX_EXPORT_DAYS * 86_400 {
+        let why = format!("export at most {MAX_EXPORT_DAYS} days at a time");
+        return Err(ApiError::status(StatusCode::BAD_REQUEST, why));
+    }
     let format = q.format.unwrap_or_default();
     let body = service(&state, move |s| s.desk.export(from, to, format)).await?;
     let (content_type, ext) = match format {
@@ -835,7 +843,7 @@ impl Window {
     /// `[from, to)`, defaulting to the last 7 days.
     fn bounds(&self) -> Result<(i64, i64), ApiError> {
         let to = self.to.unwrap_or_else(|| chrono::Utc::now().timestamp() + 1);
-        let from = self.from.unwrap_or(to - 7 * 24 * 3600);
+        let from = self.from.unwrap_or(to.saturating_sub(7 * 24 * 3600));
         if from >= to {
             return Err(ApiError::status(StatusCode::BAD_REQUEST, "`from` must be before `to`"));
         }

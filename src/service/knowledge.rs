@@ -34,7 +34,7 @@ use crate::engine::{Engine, IndexStorage, Progress};
 use crate::kb::{
     FaqEdit, FaqInput, ImportReport, KbOptions, KnowledgeBase, apply_edits, load_path, parse_csv, parse_jsonl,
 };
-use crate::kb_calibration::{self, Labelled, MAX_HISTORY};
+use crate::kb_calibration::{Labelled, MAX_HISTORY};
 use crate::store::{Actor, Judgement, Store};
 
 /// The knowledge base after a change.
@@ -111,9 +111,8 @@ impl Knowledge {
     /// Builds the engine once, from the knowledge files plus the stored
     /// edits, reusing the on-disk index and vectors when they match. Its
     /// verifier is the cached one when that was fitted from the same
-    /// knowledge base and labelled turns; otherwise the last one fitted
-    /// answers while the new one is fitted in the background (at a first
-    /// start, with none at all, the fit runs before serving).
+    /// knowledge base, model and labelled turns, else fitted before serving
+    /// (a stale one could belong to another model or knowledge base).
     pub fn open(
         config: Config,
         store: Arc<Store>,
@@ -122,32 +121,24 @@ impl Knowledge {
     ) -> Result<Knowledge, ServiceError> {
         let Current { kb, version, .. } = Self::current_kb(&config, &store)?;
         let history = history(&store, &kb)?;
-        let last = kb_calibration::stored(&config.calibration_path()).filter(|_| config.decision.kb_calibration);
-        let provisional = last.clone().map(Arc::new).unwrap_or_default();
         let engine = Engine::provisional(
             config.clone(),
             kb,
             IndexStorage::OnDisk,
             model.clone(),
             progress,
-            provisional,
+            Arc::default(),
             history,
         )
         .map_err(ServiceError::Rebuild)?;
-        if last.is_none() {
-            engine.calibrate().map_err(ServiceError::Rebuild)?;
-        }
-        let engine = Arc::new(engine);
+        engine.calibrate().map_err(ServiceError::Rebuild)?;
         let (to_calibrate, pending) = channel();
         std::thread::spawn(move || calibrate_latest(pending));
-        if !engine.calibrated() {
-            let _ = to_calibrate.send(engine.clone());
-        }
         Ok(Knowledge {
             config,
             store,
             model,
-            engine: ArcSwap::new(engine),
+            engine: ArcSwap::from_pointee(engine),
             changing: Mutex::new(()),
             to_calibrate,
             version: AtomicI64::new(version),
@@ -389,7 +380,9 @@ fn calibrate_latest(pending: Receiver<Arc<Engine>>) {
 /// messages with nothing to ask are left out.
 fn history(store: &Store, kb: &KnowledgeBase) -> Result<Vec<Labelled>, ServiceError> {
     Ok(store
-        .judged(MAX_HISTORY)?
+        // Each source at most half: shoppers' ratings (a public route) never
+        // crowd out the agents' verdicts.
+        .judged(MAX_HISTORY / 2)?
         .into_iter()
         .filter_map(|j| {
             let right = match &j.judgement {

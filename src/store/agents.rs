@@ -132,10 +132,10 @@ impl Store {
             // A disabled agent's conversations go back to the queue (a logged move, by no one).
             tx.execute(
                 "INSERT INTO assignments (conversation_id, from_id, to_id, by_id, created_at)
-                 SELECT id, owner_id, NULL, NULL, ?2 FROM conversations WHERE owner_id = ?1",
+                 SELECT id, owner_id, NULL, NULL, ?2 FROM conversations WHERE owner_id = ?1 AND status = 'handoff'",
                 params![id, self.now()],
             )?;
-            tx.execute("UPDATE conversations SET owner_id = NULL WHERE owner_id = ?1", [id])?;
+            tx.execute("UPDATE conversations SET owner_id = NULL WHERE owner_id = ?1 AND status = 'handoff'", [id])?;
         }
         let a = agent(&tx, id)?;
         tx.commit()?;
@@ -190,7 +190,7 @@ impl Store {
     /// Automatic assignment: each unowned conversation in the queue, in the
     /// queue's order, goes to the least-loaded of the `present` agents
     /// (conversations they handle now; ties to the lower id) that has fewer
-    /// than `limit`. One transaction, so two calls never give one
+    /// than `limit`, but never back to the agent who handed it back. One transaction, so two calls never give one
     /// conversation twice. Returns the conversations assigned.
     pub fn assign_waiting(&self, present: &[i64], limit: usize) -> Result<Vec<String>, StoreError> {
         if present.is_empty() || limit == 0 {
@@ -222,7 +222,17 @@ impl Store {
         let now = self.now();
         let mut assigned = Vec::new();
         for id in waiting {
-            let Some(next) = load.iter_mut().filter(|(n, _)| *n < limit).min() else { break };
+            // One handed back to the queue by hand is for someone else.
+            let handed_back: Option<i64> = tx
+                .query_row(
+                    "SELECT from_id FROM assignments WHERE conversation_id = ?1 ORDER BY id DESC LIMIT 1",
+                    [&id],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .flatten();
+            let room = load.iter_mut().filter(|(n, agent)| *n < limit && Some(*agent) != handed_back);
+            let Some(next) = room.min() else { continue };
             next.0 += 1;
             set_owner(&tx, &conversation(&tx, &id)?, Some(next.1), &Actor::API_KEY, now)?;
             assigned.push(id);

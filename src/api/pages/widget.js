@@ -162,7 +162,7 @@
   }
   // No agent can answer now: offer to leave a message with contact details.
   function leaveForm() {
-    if (log.querySelector(".xe-leave")) return;
+    if (log.querySelector(".xe-leave:not(.xe-survey)")) return;
     const t = T[locale];
     const form = el("form", "xe-leave");
     form.dataset.testid = "xiaoer-leave";
@@ -279,7 +279,7 @@
   function ended() {
     add("note", T[locale].closed).className = "xe-note";
     banner.classList.remove("on");
-    log.querySelector(".xe-leave")?.remove();
+    log.querySelector(".xe-leave:not(.xe-survey)")?.remove();
     if (events) { events.close(); events = null; }
     offerSurvey();
   }
