@@ -52,6 +52,9 @@ pub struct AppState {
     pub api_key: Arc<str>,
     limiter: Arc<ClientLimiter>,
     admission: guard::Admission,
+    /// FAQ rank previews (each builds a scratch engine) have their own
+    /// bound, so an operator typing never takes shoppers' places.
+    previews: guard::Admission,
     pub metrics: Arc<Metrics>,
     pub events: Events,
     /// Cancelled when the server begins to shut down: event streams end.
@@ -74,6 +77,7 @@ impl AppState {
             api_key: api_key.into(),
             limiter: Arc::new(ClientLimiter::new(s)?),
             admission: guard::Admission::new(s.max_queued_answers),
+            previews: guard::Admission::new(MAX_PREVIEWS),
             metrics,
             events: Events::new(),
             shutdown: CancellationToken::new(),
@@ -623,7 +627,7 @@ async fn kb_preview(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<PreviewRequest>,
 ) -> Result<Json<RankPreview>, ApiError> {
-    let permit = state.admission.admit()?;
+    let permit = state.previews.admit()?;
     Ok(Json(
         service(&state, move |s| {
             let _permit = permit;
@@ -632,6 +636,9 @@ async fn kb_preview(
         .await?,
     ))
 }
+
+/// FAQ rank previews built at once; more are refused with 503 + `Retry-After`.
+const MAX_PREVIEWS: usize = 2;
 
 /// The longest window one export covers.
 const MAX_EXPORT_DAYS: i64 = 92;
