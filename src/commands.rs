@@ -260,10 +260,9 @@ pub fn calibrate(
 /// `xiaoer calibrate --history`: the knowledge base's verifier fitted again
 /// with the store's labelled turns and cached for the server.
 pub fn calibrate_history(config: Config) -> Result<()> {
+    // Opening fits the verifier unless one fitted from the same labels is cached.
     let services = open_services(config)?;
-    let engine = services.knowledge.engine();
-    engine.calibrate()?;
-    print_calibration(&engine.calibration().summary(&services.config.decision));
+    print_calibration(&services.knowledge.engine().calibration().summary(&services.config.decision));
     Ok(())
 }
 

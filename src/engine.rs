@@ -3,7 +3,7 @@
 //! assembled; used by the CLI, the benches and the tests.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
@@ -58,6 +58,9 @@ pub struct Engine {
     calibration_file: PathBuf,
     /// The store's labelled turns the calibration learns from.
     history: Vec<Labelled>,
+    /// One fit at a time: a caller arriving while another fits waits and
+    /// then finds the engine calibrated, instead of fitting it again.
+    fitting: Mutex<()>,
 }
 
 impl Engine {
@@ -152,6 +155,7 @@ impl Engine {
             calibration_key,
             calibration_file,
             history,
+            fitting: Mutex::new(()),
         })
     }
 
@@ -169,6 +173,7 @@ impl Engine {
     /// Fits this knowledge base's calibration (unless it has it), caches it
     /// and uses it from then on.
     pub fn calibrate(&self) -> Result<(), EngineError> {
+        let _one = self.fitting.lock().unwrap_or_else(|e| e.into_inner());
         if self.calibrated() {
             return Ok(());
         }

@@ -301,6 +301,21 @@ async fn service<T: Send + 'static>(
     blocking(move || Ok(f(&services)?)).await
 }
 
+/// Runs model work as `service` does once `admission` lets it in (503 with
+/// `Retry-After` when full), holding its place until the work ends.
+async fn admitted<T: Send + 'static>(
+    state: &AppState,
+    admission: &guard::Admission,
+    f: impl FnOnce(&Services) -> Result<T, ServiceError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let permit = admission.admit()?;
+    service(state, move |s| {
+        let _permit = permit;
+        f(s)
+    })
+    .await
+}
+
 /// Automatic assignment (`service.auto_assign`) after anything that may
 /// leave a conversation waiting or give an agent room. A failure is logged,
 /// not the caller's error: the conversation then waits in the queue.
@@ -333,13 +348,8 @@ async fn answer(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<AnswerRequest>,
 ) -> Result<Json<AnswerResponse>, ApiError> {
-    let permit = state.admission.admit()?;
     let deadline = Instant::now() + Duration::from_secs(state.services.config.server.request_timeout_secs.max(1));
-    let response = service(&state, move |s| {
-        let _permit = permit;
-        s.turns.answer(&req, deadline)
-    })
-    .await?;
+    let response = admitted(&state, &state.admission, move |s| s.turns.answer(&req, deadline)).await?;
     let labels = metrics::DecisionLabels {
         action: response.action.name().to_string(),
         reason: response.reason.name().to_string(),
@@ -373,14 +383,7 @@ async fn conversation(State(state): State<AppState>, Path(id): Path<String>) -> 
     (status = 200, body = Vec<Suggestion>), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
     (status = 503, body = ErrorBody)))]
 async fn suggestions(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Vec<Suggestion>>, ApiError> {
-    let permit = state.admission.admit()?;
-    Ok(Json(
-        service(&state, move |s| {
-            let _permit = permit;
-            s.desk.suggest(&id)
-        })
-        .await?,
-    ))
+    Ok(Json(admitted(&state, &state.admission, move |s| s.desk.suggest(&id)).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -627,14 +630,7 @@ async fn kb_preview(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<PreviewRequest>,
 ) -> Result<Json<RankPreview>, ApiError> {
-    let permit = state.previews.admit()?;
-    Ok(Json(
-        service(&state, move |s| {
-            let _permit = permit;
-            s.knowledge.preview(&id, &req.entry, &req.question)
-        })
-        .await?,
-    ))
+    Ok(Json(admitted(&state, &state.previews, move |s| s.knowledge.preview(&id, &req.entry, &req.question)).await?))
 }
 
 /// FAQ rank previews built at once; more are refused with 503 + `Retry-After`.
@@ -866,14 +862,7 @@ async fn mine_gaps(
     axum::extract::Query(w): axum::extract::Query<Window>,
 ) -> Result<Json<Vec<Proposal>>, ApiError> {
     let (from, to) = w.bounds()?;
-    let permit = state.admission.admit()?;
-    Ok(Json(
-        service(&state, move |s| {
-            let _permit = permit;
-            s.learning.mine_gaps(from, to)
-        })
-        .await?,
-    ))
+    Ok(Json(admitted(&state, &state.admission, move |s| s.learning.mine_gaps(from, to)).await?))
 }
 
 #[derive(Debug, Deserialize)]

@@ -62,7 +62,6 @@ impl From<StoreError> for ServiceError {
         match e {
             StoreError::NotFound(what) => ServiceError::NotFound(what),
             StoreError::Conflict(m) => ServiceError::Conflict(m),
-            stale @ StoreError::StaleKnowledge { .. } => ServiceError::Conflict(stale.to_string()),
             other => ServiceError::Storage(other),
         }
     }

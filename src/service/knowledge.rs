@@ -35,7 +35,7 @@ use crate::kb::{
     FaqEdit, FaqInput, ImportReport, KbOptions, KnowledgeBase, apply_edits, load_path, parse_csv, parse_jsonl,
 };
 use crate::kb_calibration::{Labelled, MAX_HISTORY};
-use crate::store::{Actor, Judgement, Store};
+use crate::store::{Actor, Judgement, Store, StoreError};
 
 /// The knowledge base after a change.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -305,8 +305,7 @@ impl Knowledge {
             let stored =
                 self.swap_in(current, || Ok(self.store.save_edits(&edits, actor.agent_id(), Some(expected))?));
             match stored {
-                // Stale (`StoreError::StaleKnowledge` arrives as a Conflict): derive again.
-                Err(ServiceError::Conflict(_)) if self.store.kb_version()? != expected => continue,
+                Err(ServiceError::Storage(StoreError::StaleKnowledge { .. })) => continue,
                 done => return done,
             }
         }

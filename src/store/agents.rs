@@ -190,8 +190,9 @@ impl Store {
     /// Automatic assignment: each unowned conversation in the queue, in the
     /// queue's order, goes to the least-loaded of the `present` agents
     /// (conversations they handle now; ties to the lower id) that has fewer
-    /// than `limit`, but never back to the agent who handed it back. One transaction, so two calls never give one
-    /// conversation twice. Returns the conversations assigned.
+    /// than `limit`, but never back to the agent who handed it back. One
+    /// transaction, so two calls never give one conversation twice. Returns
+    /// the conversations assigned.
     pub fn assign_waiting(&self, present: &[i64], limit: usize) -> Result<Vec<String>, StoreError> {
         if present.is_empty() || limit == 0 {
             return Ok(Vec::new());

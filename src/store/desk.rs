@@ -1,7 +1,7 @@
 //! The agent desk's service figures (README: "Service metrics"), overall
 //! and per agent, for the handoffs opened in a window; and the shopper's
-//! satisfaction survey they include. The store reads each ticket's facts in
-//! two queries; `figures` is pure arithmetic over them.
+//! satisfaction survey they include. The store reads the tickets' facts in
+//! a few queries; `figures` is pure arithmetic over them.
 
 use std::collections::BTreeMap;
 

@@ -180,32 +180,39 @@
     const send = el("button", null, t.submit);
     send.dataset.testid = "xiaoer-leave-send";
     form.append(el("b", null, t.leave), kind, contact, text, err, send);
-    form.onsubmit = async (e) => {
-      e.preventDefault();
-      try {
-        const r = await fetch(`${base}/v1/conversations/${encodeURIComponent(conversationId)}/leave-message`, {
-          method: "POST", headers: { "content-type": "application/json" },
-          body: JSON.stringify({ contact: { kind: kind.value, value: contact.value }, text: text.value }),
-        });
-        const d = await r.json();
-        if (!r.ok) { err.textContent = d.message || t.error; return; }
-        form.remove();
+    postForm(form, err, "leave-message", () => ({ contact: { kind: kind.value, value: contact.value }, text: text.value }),
+      (d) => {
         add("shopper", d.message.text);
         add("bot", d.notice);
         waiting("left");
-      } catch (_) {
-        err.textContent = t.error;
-      }
-    };
+      });
     log.appendChild(form);
     log.scrollTop = log.scrollHeight;
+  }
+  // Submitting `form` posts `body()` to this conversation's `route`: what the
+  // server refuses shows in `err`; on success the form goes and `done` gets the reply.
+  function postForm(form, err, route, body, done) {
+    const id = conversationId;
+    form.onsubmit = async (e) => {
+      e.preventDefault();
+      try {
+        const r = await fetch(`${base}/v1/conversations/${encodeURIComponent(id)}/${route}`, {
+          method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body()),
+        });
+        const d = await r.json();
+        if (!r.ok) { err.textContent = d.message || T[locale].error; return; }
+        form.remove();
+        done(d);
+      } catch (_) {
+        err.textContent = T[locale].error;
+      }
+    };
   }
   // An agent closed the conversation: the shopper rates the service (1–5 and
   // an optional comment), once.
   function surveyForm() {
     if (log.querySelector(".xe-survey")) return;
     const t = T[locale];
-    const id = conversationId;
     const form = el("form", "xe-leave xe-survey");
     form.dataset.testid = "xiaoer-survey";
     const stars = el("div", "xe-stars");
@@ -231,20 +238,8 @@
     send.disabled = true;
     send.dataset.testid = "xiaoer-survey-send";
     form.append(el("b", null, t.survey), stars, comment, err, send);
-    form.onsubmit = async (e) => {
-      e.preventDefault();
-      try {
-        const r = await fetch(`${base}/v1/conversations/${encodeURIComponent(id)}/survey`, {
-          method: "POST", headers: { "content-type": "application/json" },
-          body: JSON.stringify({ score, comment: comment.value || null }),
-        });
-        if (!r.ok) { err.textContent = (await r.json()).message || t.error; return; }
-        form.remove();
-        add("note", t.thanks).className = "xe-note";
-      } catch (_) {
-        err.textContent = t.error;
-      }
-    };
+    postForm(form, err, "survey", () => ({ score, comment: comment.value || null }),
+      () => { add("note", t.thanks).className = "xe-note"; });
     log.appendChild(form);
     log.scrollTop = log.scrollHeight;
   }
