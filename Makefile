@@ -5,16 +5,25 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 BIN := target/release/xiaoer
+# The HTTP tests whose servers store conversations, accounts and edits: with
+# XIAOER_TEST_STORAGE=postgres they run on a real PostgreSQL (tests/common/pg.rs).
+POSTGRES_TESTS := api accounts canned conversation_flow desk_metrics kb_ops learning service_hours stats
 
-.PHONY: run test setup models build index lint bench bench-reference bench-console loadtest eval calibrate clean
+.PHONY: run cluster test setup models build index lint bench bench-reference bench-console loadtest eval calibrate clean
 
 ## Set everything up and serve the HTTP API on the sample knowledge base.
 run: setup models build
 	$(BIN) serve
 
-## Set everything up and run the whole test suite (Rust tests, then the browser tests).
+## Two replicas on PostgreSQL behind nginx on this machine (issue #15); Ctrl-C stops it all.
+cluster: setup models build
+	bash scripts/cluster.sh
+
+## Set everything up and run the whole test suite (Rust tests, the behavioural tests that
+## store anything once more on PostgreSQL, then the browser tests).
 test: setup models
 	$(CARGO) test --release --all-targets
+	XIAOER_TEST_STORAGE=postgres $(CARGO) test --release $(foreach t,$(POSTGRES_TESTS),--test $(t))
 	$(CARGO) build --release --bin xiaoer
 	cd e2e && node --test --test-concurrency=1
 

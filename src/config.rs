@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::decision::DecisionConfig;
 use crate::retrieval::RetrievalConfig;
 use crate::service::ServiceConfig;
+use crate::store::{POSTGRES_SCHEMES, SQLITE_SCHEME};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -35,8 +36,10 @@ pub struct Config {
 #[serde(default)]
 pub struct StorageConfig {
     /// `sqlite://PATH` (`sqlite:///var/lib/xiaoer/db.sqlite3`: an absolute
-    /// path). Empty (default): `xiaoer.sqlite3` in the data directory.
-    /// Replicas sharing one database each keep their own data directory.
+    /// path) or `postgres://USER[:PASSWORD]@HOST:PORT/DATABASE` (several
+    /// replicas on one database). Empty (default): `xiaoer.sqlite3` in the
+    /// data directory. Replicas sharing one database each keep their own
+    /// data directory (index, vectors).
     pub url: String,
 }
 
@@ -131,8 +134,6 @@ impl Default for Config {
     }
 }
 
-const SQLITE_SCHEME: &str = "sqlite://";
-
 /// Default config file, read when present.
 pub const DEFAULT_CONFIG_FILE: &str = "xiaoer.toml";
 
@@ -146,8 +147,9 @@ impl Config {
         }
         let config: Config = fig.merge(Env::prefixed("XIAOER_").split("__")).extract().map_err(Box::new)?;
         let url = &config.storage.url;
-        if !url.is_empty() && !url.starts_with(SQLITE_SCHEME) {
-            let why = format!("storage.url {url:?}: only `sqlite://PATH` is supported (PostgreSQL is issue #15)");
+        let known = std::iter::once(SQLITE_SCHEME).chain(POSTGRES_SCHEMES).any(|s| url.starts_with(s));
+        if !url.is_empty() && !known {
+            let why = format!("storage.url {url:?}: expected `sqlite://PATH` or `postgres://USER@HOST:PORT/DATABASE`");
             return Err(Box::new(figment::Error::from(why)));
         }
         Ok(config)
@@ -157,11 +159,12 @@ impl Config {
         self.data_dir.join("index")
     }
 
-    /// The SQLite database `storage.url` names (checked when loaded).
-    pub fn database_path(&self) -> PathBuf {
-        match self.storage.url.strip_prefix(SQLITE_SCHEME) {
-            Some(path) if !path.is_empty() => PathBuf::from(path),
-            _ => self.data_dir.join("xiaoer.sqlite3"),
+    /// The database `storage.url` names (checked when loaded); empty: the
+    /// SQLite file in the data directory.
+    pub fn database_url(&self) -> String {
+        match self.storage.url.as_str() {
+            "" | SQLITE_SCHEME => format!("{SQLITE_SCHEME}{}", self.data_dir.join("xiaoer.sqlite3").display()),
+            url => url.to_string(),
         }
     }
 

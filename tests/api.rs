@@ -5,10 +5,10 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{assert_error, start};
+use common::{assert_error, open_store, start};
 use reqwest::StatusCode;
 use serde_json::json;
-use xiaoer::store::{Role, Store, Verdict};
+use xiaoer::store::{Role, Verdict};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shopper_to_agent_walk_survives_restart() {
@@ -113,7 +113,7 @@ async fn shopper_to_agent_walk_survives_restart() {
     let texts: Vec<&str> = t["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
     assert!(texts.contains(&"转人工") && texts.contains(&"已为您登记补发，请留意物流。"), "{texts:?}");
     assert_eq!(t["conversation"]["status"], "handoff");
-    assert_eq!(Store::open(&db).unwrap().feedback(&sid).unwrap().map(|f| f.0), Some(Verdict::Accepted));
+    assert_eq!(open_store(&db).feedback(&sid).unwrap().map(|f| f.0), Some(Verdict::Accepted));
 
     // Closing ends the ticket.
     let (status, closed) = server.post(&format!("/v1/conversations/{conv}/close"), json!({})).await;
@@ -226,7 +226,7 @@ async fn concurrent_conversations_are_all_stored_and_widget_is_rate_limited() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 24);
-    let store = Store::open(&db).unwrap();
+    let store = open_store(&db);
     for id in &ids {
         let t = store.transcript(id).unwrap();
         assert_eq!(t.messages.iter().filter(|m| m.role == Role::Shopper).count(), 1);

@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{assert_error, private_data, start};
+use common::{assert_error, private_data, raw_connection, start};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -65,11 +65,8 @@ async fn api_edits_are_live_at_once_and_survive_restart() {
     let (status, _) = server.call(reqwest::Method::POST, path, Some(&boss), Some(similar)).await;
     assert_eq!(status, StatusCode::OK);
     // Each edit records who made it: the API key is no one, the admin is named.
-    let signed: Vec<Option<i64>> = rusqlite::Connection::open(&db)
-        .unwrap()
-        .prepare("SELECT agent_id FROM kb_edits ORDER BY seq")
-        .unwrap()
-        .query_map([], |r| r.get(0))
+    let signed: Vec<Option<i64>> = raw_connection(&db)
+        .query_map("SELECT agent_id FROM kb_edits ORDER BY seq", (), |r| r.get(0))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();

@@ -1,9 +1,11 @@
 //! The real `xiaoer serve` binary as a process: SIGTERM and SIGINT with
 //! open event streams and a request in flight shut it down cleanly, and
 //! after kill -9 during a stream of edits and turns every acknowledged
-//! write is there when it comes back. Two replicas on one database follow
-//! each other's knowledge edits, and concurrent edits of one FAQ through
-//! both lose nothing.
+//! write is there when it comes back. Two replicas on one database (SQLite,
+//! and a real PostgreSQL) follow each other's knowledge edits, concurrent
+//! edits of one FAQ through both lose nothing, live events and consoles
+//! cross replicas, and when one is killed the shopper goes on through the
+//! other with nothing lost.
 
 mod common;
 
@@ -19,6 +21,14 @@ use serde_json::{Value, json};
 struct Process {
     child: Child,
     url: String,
+}
+
+/// A test that fails leaves no server behind.
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Starts the binary on a free port over `data` (seeded with the sample
@@ -236,13 +246,47 @@ async fn kill_9_loses_no_acknowledged_write() {
     wait_exit(&mut p, Duration::from_secs(15));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replicas_on_one_database_follow_each_others_edits() {
+/// A new shared database of `kind` for two replicas; its URL.
+async fn shared_database(kind: &str) -> String {
+    match kind {
+        "sqlite" => {
+            let dir = tempfile::tempdir().unwrap().keep();
+            format!("sqlite://{}", dir.join("shared.sqlite3").display())
+        }
+        _ => tokio::task::spawn_blocking(common::pg::new_database).await.unwrap(),
+    }
+}
+
+/// Two replicas, each with its own data directory, on one new database of `kind`.
+async fn replicas(kind: &str) -> (Process, Process) {
     let (a_data, b_data) = tokio::task::spawn_blocking(|| (data_dir(), data_dir())).await.unwrap();
-    let shared = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", shared.path().join("shared.sqlite3").display());
+    let url = shared_database(kind).await;
     let env = [("XIAOER_STORAGE__URL", url.as_str())];
-    let (a, b) = (spawn_with(&a_data, &env), spawn_with(&b_data, &env));
+    (spawn_with(&a_data, &env), spawn_with(&b_data, &env))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_sqlite_follow_each_others_edits() {
+    follow_each_others_edits("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_postgres_follow_each_others_edits() {
+    follow_each_others_edits("postgres").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_sqlite_share_live_events_and_outlive_each_other() {
+    share_live_events_and_outlive_each_other("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_postgres_share_live_events_and_outlive_each_other() {
+    share_live_events_and_outlive_each_other("postgres").await;
+}
+
+async fn follow_each_others_edits(kind: &str) {
+    let (a, b) = replicas(kind).await;
     let version_of = |p: &Process| call(reqwest::Method::GET, format!("{}/readyz", p.url), None);
 
     // An entry added through A is answered by B: B follows the stored version.
@@ -263,7 +307,7 @@ async fn replicas_on_one_database_follow_each_others_edits() {
         assert!(edited.elapsed() < Duration::from_secs(60), "replica B never served the edit: {v}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    eprintln!("replica B answered with A's edit {:?} after A's response", edited.elapsed());
+    eprintln!("{kind}: replica B answered with A's edit {:?} after A's response", edited.elapsed());
     assert_eq!(version_of(&b).await.1["kb_version"], version);
 
     // Phrasings added to one FAQ through both replicas at once: every one lands.
@@ -304,6 +348,106 @@ async fn replicas_on_one_database_follow_each_others_edits() {
     for mut p in [a, b] {
         p.child.kill().unwrap();
         p.child.wait().unwrap();
+    }
+}
+
+async fn share_live_events_and_outlive_each_other(kind: &str) {
+    let (mut a, b) = replicas(kind).await;
+    // A shopper on A asks for a human and listens on A.
+    let ask = |url: &str, body: Value| call(reqwest::Method::POST, format!("{url}/v1/answer"), Some(body));
+    let (status, first) = ask(&a.url, json!({"text": "亲，在吗？我要转人工"})).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["action"], "handoff", "{first}");
+    let conversation = first["conversation_id"].as_str().unwrap().to_string();
+    let mut shopper = Sse::open(&format!("{}/v1/conversations/{conversation}/events", a.url), None).await;
+
+    // An agent's console on B counts as present on A, and A can set it away.
+    let console = format!("{}/v1/agent/events?key={KEY}&console=tab-1", b.url);
+    let agent_stream = Sse::open(&console, None).await;
+    let presence = |away: bool| {
+        let body = json!({"console": "tab-1", "away": away});
+        call(reqwest::Method::POST, format!("{}/v1/agent/presence", a.url), Some(body))
+    };
+    let started = Instant::now();
+    loop {
+        let (status, v) = presence(false).await;
+        if status == StatusCode::OK && v["present"] == 1 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "B's console never present on A: {status} {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, v) = presence(true).await;
+    assert_eq!((status, v["present"].as_i64()), (StatusCode::OK, Some(0)), "{v}");
+
+    // The agent replies through B; the shopper's stream on A receives it.
+    let reply = "您好，我是客服小王，请问有什么可以帮您？";
+    let path = format!("{}/v1/conversations/{conversation}/messages", b.url);
+    let (status, v) = call(reqwest::Method::POST, path, Some(json!({"text": reply}))).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let replied = Instant::now();
+    let (id, data) = shopper.next_event("agent").await;
+    eprintln!("{kind}: the agent's reply through B reached the shopper's stream on A after {:?}", replied.elapsed());
+    assert_eq!(serde_json::from_str::<Value>(&data).unwrap()["message"]["text"], reply);
+
+    // A is killed mid-conversation; the shopper goes on through B.
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    drop((shopper, agent_stream));
+    let (status, next) = ask(&b.url, json!({"conversation_id": conversation, "text": "好的，我的订单还没发货"})).await;
+    assert_eq!(status, StatusCode::OK, "{next}");
+    assert_eq!(next["conversation_id"], conversation.as_str());
+    // The stream reconnects to B and replays what came after the last event it saw.
+    let mut again = Sse::open(&format!("{}/v1/conversations/{conversation}/events", b.url), Some(id - 1)).await;
+    let (replayed, data) = again.next_event("agent").await;
+    assert_eq!(replayed, id, "the replay starts after Last-Event-ID");
+    assert_eq!(serde_json::from_str::<Value>(&data).unwrap()["message"]["text"], reply);
+    let (status, t) = call(reqwest::Method::GET, format!("{}/v1/conversations/{conversation}", b.url), None).await;
+    assert_eq!(status, StatusCode::OK, "{t}");
+    let texts: Vec<&str> = t["messages"].as_array().unwrap().iter().filter_map(|m| m["text"].as_str()).collect();
+    for text in ["亲，在吗？我要转人工", reply, "好的，我的订单还没发货"] {
+        assert!(texts.contains(&text), "{text} lost: {texts:?}");
+    }
+    drop(again);
+    let mut b = b;
+    b.child.kill().unwrap();
+    b.child.wait().unwrap();
+}
+
+/// A server-sent event stream read as it arrives.
+struct Sse {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl Sse {
+    async fn open(url: &str, last_event_id: Option<i64>) -> Sse {
+        let mut r = reqwest::Client::new().get(url);
+        if let Some(id) = last_event_id {
+            r = r.header("Last-Event-ID", id.to_string());
+        }
+        let response = r.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        Sse { response, buffer: String::new() }
+    }
+
+    /// The next event named `kind` within 10 s: its id and data.
+    async fn next_event(&mut self, kind: &str) -> (i64, String) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let field =
+                    |name: &str| block.lines().find_map(|l| l.strip_prefix(name).map(|v| v.trim_start().to_string()));
+                if field("event:").as_deref() == Some(kind) {
+                    return (field("id:").unwrap().parse().unwrap(), field("data:").unwrap());
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let chunk = tokio::time::timeout(left, self.response.chunk()).await;
+            let chunk = chunk.unwrap_or_else(|_| panic!("no {kind} event within 10 s: {}", self.buffer));
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk.unwrap().expect("stream open")));
+        }
     }
 }
 

@@ -7,7 +7,6 @@
 //! inference, SQLite) runs on `spawn_blocking`, never on the async runtime.
 
 mod error;
-mod events;
 mod guard;
 mod metrics;
 mod pages;
@@ -28,8 +27,8 @@ use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::{OpenApi, ToSchema};
 
+pub use crate::service::{Event, EventKind};
 pub use error::{ApiError, ErrorBody};
-pub use events::{Event, EventKind, Events};
 pub use guard::{ClientLimiter, MAX_HEADER_BYTES, MAX_HEADERS, MAX_URI_BYTES};
 pub use metrics::Metrics;
 
@@ -56,7 +55,6 @@ pub struct AppState {
     /// bound, so an operator typing never takes shoppers' places.
     previews: guard::Admission,
     pub metrics: Arc<Metrics>,
-    pub events: Events,
     /// Cancelled when the server begins to shut down: event streams end.
     pub shutdown: CancellationToken,
 }
@@ -79,7 +77,6 @@ impl AppState {
             admission: guard::Admission::new(s.max_queued_answers),
             previews: guard::Admission::new(MAX_PREVIEWS),
             metrics,
-            events: Events::new(),
             shutdown: CancellationToken::new(),
             services,
         })
@@ -316,12 +313,24 @@ async fn admitted<T: Send + 'static>(
     .await
 }
 
+/// Logs a live event for every replica's streams. What it reports is
+/// stored already, so a failure is logged, not the request's error.
+async fn publish(state: &AppState, event: Event) {
+    if let Err(e) = service(state, move |s| s.events.publish(&event)).await {
+        tracing::warn!("live event not published: {e:?}");
+    }
+}
+
 /// Automatic assignment (`service.auto_assign`) after anything that may
 /// leave a conversation waiting or give an agent room. A failure is logged,
 /// not the caller's error: the conversation then waits in the queue.
 pub(crate) async fn auto_assign(state: &AppState) {
     match service(state, |s| s.desk.auto_assign()).await {
-        Ok(assigned) => assigned.into_iter().for_each(|id| state.events.send(Event::new(id, EventKind::Assigned))),
+        Ok(assigned) => {
+            for id in assigned {
+                publish(state, Event::new(id, EventKind::Assigned)).await;
+            }
+        }
         Err(e) => tracing::warn!("automatic assignment failed: {e:?}"),
     }
 }
@@ -356,9 +365,10 @@ async fn answer(
     };
     state.metrics.decisions.get_or_create(&labels).inc();
     let conversation_id = response.conversation_id.clone();
-    state.events.send(Event::new(conversation_id.clone(), EventKind::Shopper));
+    publish(&state, Event::new(conversation_id.clone(), EventKind::Shopper)).await;
     if response.action == Action::Handoff && response.reason != Reason::WaitingForAgent {
-        state.events.send(Event { reason: Some(response.reason), ..Event::new(conversation_id, EventKind::Handoff) });
+        publish(&state, Event { reason: Some(response.reason), ..Event::new(conversation_id, EventKind::Handoff) })
+            .await;
         auto_assign(&state).await;
     }
     Ok(Json(response))
@@ -407,7 +417,8 @@ async fn feedback(
 ) -> Result<Json<FeedbackRecord>, ApiError> {
     let record = service(&state, move |s| s.desk.feedback(&id, req.verdict, req.text.as_deref(), &actor)).await?;
     if let Some(m) = &record.message {
-        state.events.send(Event { message: Some(m.clone()), ..Event::new(&record.conversation_id, EventKind::Agent) });
+        publish(&state, Event { message: Some(m.clone()), ..Event::new(&record.conversation_id, EventKind::Agent) })
+            .await;
     }
     Ok(Json(record))
 }
@@ -430,7 +441,7 @@ async fn agent_message(
 ) -> Result<Json<Message>, ApiError> {
     let conversation_id = id.clone();
     let message = service(&state, move |s| s.desk.agent_message(&id, &req.text, &actor)).await?;
-    state.events.send(Event { message: Some(message.clone()), ..Event::new(conversation_id, EventKind::Agent) });
+    publish(&state, Event { message: Some(message.clone()), ..Event::new(conversation_id, EventKind::Agent) }).await;
     Ok(Json(message))
 }
 
@@ -444,7 +455,7 @@ async fn close(
     Path(id): Path<String>,
 ) -> Result<Json<Conversation>, ApiError> {
     let conversation = service(&state, move |s| s.desk.close(&id, &actor)).await?;
-    state.events.send(Event::new(&conversation.id, EventKind::Closed));
+    publish(&state, Event::new(&conversation.id, EventKind::Closed)).await;
     auto_assign(&state).await;
     Ok(Json(conversation))
 }
@@ -459,7 +470,7 @@ async fn take(
     Path(id): Path<String>,
 ) -> Result<Json<Conversation>, ApiError> {
     let conversation = service(&state, move |s| s.desk.take(&id, &actor)).await?;
-    state.events.send(Event::new(&conversation.id, EventKind::Assigned));
+    publish(&state, Event::new(&conversation.id, EventKind::Assigned)).await;
     Ok(Json(conversation))
 }
 
@@ -482,7 +493,7 @@ async fn transfer(
     ApiJson(req): ApiJson<TransferRequest>,
 ) -> Result<Json<Conversation>, ApiError> {
     let conversation = service(&state, move |s| s.desk.transfer(&id, &actor, req.agent_id)).await?;
-    state.events.send(Event::new(&conversation.id, EventKind::Assigned));
+    publish(&state, Event::new(&conversation.id, EventKind::Assigned)).await;
     auto_assign(&state).await;
     Ok(Json(conversation))
 }
@@ -806,7 +817,8 @@ async fn leave_message(
 ) -> Result<Json<LeftMessage>, ApiError> {
     let conversation_id = id.clone();
     let left = service(&state, move |s| s.turns.leave_message(&id, &req)).await?;
-    state.events.send(Event { message: Some(left.message.clone()), ..Event::new(conversation_id, EventKind::Shopper) });
+    publish(&state, Event { message: Some(left.message.clone()), ..Event::new(conversation_id, EventKind::Shopper) })
+        .await;
     Ok(Json(left))
 }
 
@@ -826,12 +838,12 @@ async fn presence(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<PresenceRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let presence = &state.services.presence;
-    presence.set_away(&req.console, req.away)?;
-    if !req.away {
+    let away = req.away;
+    service(&state, move |s| s.presence.set_away(&req.console, req.away)).await?;
+    if !away {
         auto_assign(&state).await;
     }
-    Ok(Json(serde_json::json!({"present": presence.present()})))
+    Ok(Json(serde_json::json!({"present": state.services.presence.present()})))
 }
 
 #[derive(Debug, Deserialize)]

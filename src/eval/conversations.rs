@@ -157,8 +157,9 @@ impl ConversationEval {
         // Phrasing vectors are a cache keyed by model and text: seeding the
         // configured ones only saves re-embedding; missing is fine.
         let _ = std::fs::copy(config.data_dir.join("vectors.bin"), dir.0.join("vectors.bin"));
+        // A throw-away SQLite file, whatever database the store is configured with.
+        let store = Store::open(&dir.0.join("eval.sqlite3"))?;
         let config = Config { data_dir: dir.0.clone(), ..config };
-        let store = Store::open(&config.database_path())?;
         let services = Services::open(config, store, model, progress)?;
         Ok(ConversationEval { services, _dir: dir })
     }

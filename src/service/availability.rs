@@ -1,7 +1,8 @@
 //! Whether a human can take a handed-off shopper now: the store's service
 //! hours (`[service]` in the configuration, China time by default) and the
-//! agents present (a connected console not set away). A store without hours
-//! is served around the clock and keeps the plain waiting notice.
+//! agents present (a connected console not set away, on any replica). A
+//! store without hours is served around the clock and keeps the plain
+//! waiting notice.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{ServiceError, lock};
+use crate::store::{SharedConsole, Store};
 
 /// `[service]`: when agents work.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -128,10 +130,21 @@ pub struct Offline {
     pub resumes_at: Option<i64>,
 }
 
-/// The agents' consoles connected now, each present or away.
-#[derive(Default)]
+/// A console not refreshed for this long (its replica was killed) is gone.
+const CONSOLE_STALE_MS: i64 = 5_000;
+
+/// The agents' consoles connected now, each present or away: this
+/// process's own, and the other replicas' as last read from the store
+/// (`sync`, every second).
 pub struct Presence {
+    store: Arc<Store>,
+    /// This process among the replicas.
+    replica: String,
     consoles: Mutex<HashMap<u64, Console>>,
+    /// Consoles that disconnected since the last `sync`.
+    gone: Mutex<Vec<u64>>,
+    /// The other replicas' consoles.
+    others: Mutex<Vec<SharedConsole>>,
     next: AtomicU64,
 }
 
@@ -152,10 +165,22 @@ pub struct Connected {
 impl Drop for Connected {
     fn drop(&mut self) {
         lock(&self.presence.consoles).remove(&self.id);
+        lock(&self.presence.gone).push(self.id);
     }
 }
 
 impl Presence {
+    pub fn new(store: Arc<Store>) -> Presence {
+        Presence {
+            store,
+            replica: uuid::Uuid::new_v4().simple().to_string(),
+            consoles: Mutex::default(),
+            gone: Mutex::default(),
+            others: Mutex::default(),
+            next: AtomicU64::new(0),
+        }
+    }
+
     /// `agent`'s console connected; `name` (the console's own id) lets it set itself away.
     pub fn connect(self: &Arc<Self>, name: Option<String>, agent: Option<i64>) -> Connected {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
@@ -163,28 +188,65 @@ impl Presence {
         Connected { presence: self.clone(), id }
     }
 
-    /// Marks the connected console `name` away or back.
+    /// Marks the console `name` away or back, whichever replica it is
+    /// connected to. Blocking (the store).
     pub fn set_away(&self, name: &str, away: bool) -> Result<(), ServiceError> {
-        let mut consoles = lock(&self.consoles);
         let mut found = false;
-        for c in consoles.values_mut().filter(|c| c.name.as_deref() == Some(name)) {
+        for c in lock(&self.consoles).values_mut().filter(|c| c.name.as_deref() == Some(name)) {
             c.away = away;
             found = true;
         }
-        found.then_some(()).ok_or_else(|| ServiceError::NotFound(format!("connected console {name:?}")))
+        for c in lock(&self.others).iter_mut().filter(|c| c.name.as_deref() == Some(name)) {
+            c.away = away;
+            found = true;
+        }
+        // Stored for the other replicas (a console not stored yet is by the next `sync`, as it is here).
+        let stored = self.store.set_console_away(name, away)?;
+        (found || stored > 0).then_some(()).ok_or_else(|| ServiceError::NotFound(format!("connected console {name:?}")))
     }
 
     /// Consoles connected and not away.
     pub fn present(&self) -> usize {
-        lock(&self.consoles).values().filter(|c| !c.away).count()
+        let here = lock(&self.consoles).values().filter(|c| !c.away).count();
+        here + lock(&self.others).iter().filter(|c| !c.away).count()
     }
 
     /// The agents with a console connected and not away, by id.
     pub fn present_agents(&self) -> Vec<i64> {
         let mut ids: Vec<i64> = lock(&self.consoles).values().filter(|c| !c.away).filter_map(|c| c.agent).collect();
+        ids.extend(lock(&self.others).iter().filter(|c| !c.away).filter_map(|c| c.agent_id));
         ids.sort_unstable();
         ids.dedup();
         ids
+    }
+
+    /// Shares this process's consoles through the store and reads the other
+    /// replicas' (and away flags set through them). Blocking.
+    pub fn sync(&self) -> Result<(), ServiceError> {
+        let slot = |id: u64| format!("{}:{id}", self.replica);
+        let live: Vec<SharedConsole> = lock(&self.consoles)
+            .iter()
+            .map(|(id, c)| SharedConsole {
+                slot: slot(*id),
+                name: c.name.clone(),
+                replica: self.replica.clone(),
+                agent_id: c.agent,
+                away: c.away,
+            })
+            .collect();
+        let gone: Vec<String> = lock(&self.gone).drain(..).map(slot).collect();
+        let now = chrono::Utc::now().timestamp_millis();
+        let shared = self.store.sync_consoles(&live, &gone, now, now - CONSOLE_STALE_MS)?;
+        let (mine, others): (Vec<_>, Vec<_>) = shared.into_iter().partition(|c| c.replica == self.replica);
+        let mut consoles = lock(&self.consoles);
+        for c in mine {
+            let id = c.slot.rsplit(':').next().and_then(|n| n.parse::<u64>().ok());
+            if let Some(local) = id.and_then(|id| consoles.get_mut(&id)) {
+                local.away = c.away;
+            }
+        }
+        *lock(&self.others) = others;
+        Ok(())
     }
 }
 
@@ -247,7 +309,7 @@ mod tests {
 
     #[test]
     fn presence_counts_connected_consoles_not_away() {
-        let p = Arc::new(Presence::default());
+        let p = Arc::new(Presence::new(Arc::new(Store::open_in_memory().unwrap())));
         let h = hours("09:00-22:00");
         let noon = MIDNIGHT_CN + 12 * 3600;
         assert_eq!(offline(Some(&h), &p, noon).map(|o| o.reason), Some(OfflineReason::NoAgent));

@@ -9,23 +9,27 @@
 //! - [`Canned`]: canned replies (快捷短语) and suggestions for new ones.
 //! - [`Learning`]: gap mining, learned phrasings, proposals.
 //! - [`Presence`] and service hours ([`availability`]): whether a human can answer now.
+//! - [`Events`]: live conversation events, shared by the replicas on one database.
 
 mod accounts;
 pub mod availability;
 mod canned;
 mod desk;
 mod error;
+pub mod events;
 mod knowledge;
 mod learning;
 mod turns;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
 
 pub use accounts::{Accounts, AgentUpdate, LoginRequest, NewAgent, Session};
 pub use availability::{Offline, OfflineReason, Presence, ServiceConfig, ServiceHours};
 pub use canned::{Canned, CannedSuggestion, NewCannedReply};
 pub use desk::{Desk, ExportFormat};
 pub use error::ServiceError;
+pub use events::{Event, EventKind, Events, LiveEvent};
 pub use knowledge::{ImportOutcome, KbSummary, Knowledge, PreviewCandidate, RankPreview};
 pub use learning::Learning;
 pub use turns::{
@@ -49,6 +53,7 @@ pub struct Services {
     pub learning: Arc<Learning>,
     /// Agents' consoles connected now (the API's agent stream registers them).
     pub presence: Arc<Presence>,
+    pub events: Arc<Events>,
 }
 
 impl Services {
@@ -61,22 +66,26 @@ impl Services {
         progress: Progress,
     ) -> Result<Arc<Services>, ServiceError> {
         let hours = ServiceHours::parse(&config.service)?;
-        let presence = Arc::new(Presence::default());
         let store = Arc::new(store);
+        let presence = Arc::new(Presence::new(store.clone()));
+        let events = Arc::new(Events::new(store.clone()));
         let knowledge = Arc::new(Knowledge::open(config.clone(), store.clone(), model, progress)?);
         knowledge.follow();
         let learning = Arc::new(Learning::new(knowledge.clone(), store.clone()));
-        Ok(Arc::new(Services {
+        let services = Arc::new(Services {
             turns: Turns::new(config.clone(), knowledge.clone(), store.clone(), hours, presence.clone()),
             desk: Desk::new(config.clone(), knowledge.clone(), learning.clone(), store.clone(), presence.clone()),
             accounts: Accounts::new(store.clone(), config.server.session_hours),
             canned: Canned::new(store.clone(), config.server.max_text_chars),
             learning,
             presence,
+            events,
             knowledge,
             store,
             config,
-        }))
+        });
+        follow_replicas(&services)?;
+        Ok(services)
     }
 
     /// Service figures for `[from, to)` (unix seconds).
@@ -92,6 +101,55 @@ impl Services {
         self.store.ping().map_err(|e| e.to_string())?;
         self.knowledge.engine().check()
     }
+}
+
+/// How often a process reads the event log when nothing woke it (SQLite:
+/// another process's events; PostgreSQL notifies, this is the fallback).
+const EVENTS_POLL: Duration = Duration::from_millis(100);
+const EVENTS_POLL_NOTIFIED: Duration = Duration::from_secs(1);
+/// How often consoles are shared, and how long shared events, consoles and
+/// rate limits are kept.
+const PRESENCE_EVERY: Duration = Duration::from_secs(1);
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+const SHARED_KEPT_SECS: i64 = 24 * 3600;
+
+/// The thread that keeps this process in step with the others on the
+/// database: the event log read in order, consoles shared, old rows pruned.
+/// It ends when the services are dropped.
+fn follow_replicas(services: &Arc<Services>) -> Result<(), ServiceError> {
+    let woken = services.events.take_wakeups().expect("one reader per process");
+    let listener = services.store.listen_events(services.events.waker())?;
+    let poll = if listener.is_some() { EVENTS_POLL_NOTIFIED } else { EVENTS_POLL };
+    let mut cursor = services.store.last_event_id()?;
+    let weak: Weak<Services> = Arc::downgrade(services);
+    let started = Instant::now();
+    std::thread::Builder::new()
+        .name("xiaoer-replicas".into())
+        .spawn(move || {
+            let _listener = listener;
+            let (mut shared_at, mut pruned_at) = (started, started);
+            loop {
+                let _ = woken.recv_timeout(poll);
+                let Some(s) = weak.upgrade() else { return };
+                if let Err(e) = s.events.read_on(&mut cursor) {
+                    tracing::warn!(error = %e, "cannot read the live event log");
+                }
+                if shared_at.elapsed() >= PRESENCE_EVERY {
+                    shared_at = Instant::now();
+                    if let Err(e) = s.presence.sync() {
+                        tracing::warn!(error = %e, "cannot share the connected consoles");
+                    }
+                }
+                if pruned_at.elapsed() >= PRUNE_EVERY {
+                    pruned_at = Instant::now();
+                    if let Err(e) = s.store.prune_shared(s.store.now() - SHARED_KEPT_SECS) {
+                        tracing::warn!(error = %e, "cannot prune old events");
+                    }
+                }
+            }
+        })
+        .map_err(|e| ServiceError::Storage(crate::store::StoreError::Io(e)))?;
+    Ok(())
 }
 
 /// Checks and trims a shopper's or agent's message.

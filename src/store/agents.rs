@@ -2,14 +2,14 @@
 //! Passwords arrive here already hashed and tokens already digested: the
 //! store never sees a secret.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use super::db::{self, Conn, OptionalExtension, Row, params};
 
 use super::{Actor, Agent, AgentRole, Conversation, ConversationStatus, Store, StoreError, conversation};
 
 /// The columns `agent_row` reads, in its order.
 const AGENT_COLUMNS: &str = "id, login, display_name, role, disabled, created_at";
 
-fn agent_row(r: &rusqlite::Row) -> rusqlite::Result<Agent> {
+fn agent_row(r: &Row) -> db::Result<Agent> {
     Ok(Agent {
         id: r.get(0)?,
         login: r.get(1)?,
@@ -20,13 +20,13 @@ fn agent_row(r: &rusqlite::Row) -> rusqlite::Result<Agent> {
     })
 }
 
-fn agent(conn: &Connection, id: i64) -> Result<Agent, StoreError> {
+fn agent(conn: &Conn, id: i64) -> Result<Agent, StoreError> {
     conn.query_row(&format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = ?1"), [id], agent_row)
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("agent {id}")))
 }
 
-fn handled_by(conn: &Connection, c: &Conversation, owner: i64) -> StoreError {
+fn handled_by(conn: &Conn, c: &Conversation, owner: i64) -> StoreError {
     match agent(conn, owner) {
         Ok(a) => StoreError::Conflict(format!("conversation {} is handled by {}", c.id, a.display_name)),
         Err(e) => e,
@@ -34,7 +34,7 @@ fn handled_by(conn: &Connection, c: &Conversation, owner: i64) -> StoreError {
 }
 
 /// Refuses `actor` on a conversation another agent handles, unless an admin.
-pub(super) fn check_owner(conn: &Connection, c: &Conversation, actor: &Actor) -> Result<(), StoreError> {
+pub(super) fn check_owner(conn: &Conn, c: &Conversation, actor: &Actor) -> Result<(), StoreError> {
     match c.owner_id {
         Some(owner) if Some(owner) != actor.agent_id() && !actor.is_admin() => Err(handled_by(conn, c, owner)),
         _ => Ok(()),
@@ -43,7 +43,7 @@ pub(super) fn check_owner(conn: &Connection, c: &Conversation, actor: &Actor) ->
 
 /// Refuses `actor` on a conversation another agent handles (admins too:
 /// they transfer it first).
-fn check_free(conn: &Connection, c: &Conversation, actor: &Actor) -> Result<(), StoreError> {
+fn check_free(conn: &Conn, c: &Conversation, actor: &Actor) -> Result<(), StoreError> {
     match c.owner_id {
         Some(owner) if Some(owner) != actor.agent_id() => Err(handled_by(conn, c, owner)),
         _ => Ok(()),
@@ -52,7 +52,7 @@ fn check_free(conn: &Connection, c: &Conversation, actor: &Actor) -> Result<(), 
 
 /// `actor` answers `c`: refused when another agent handles it; an agent
 /// answering an unowned conversation becomes its owner (the API key does not).
-pub(super) fn claim(conn: &Connection, c: &Conversation, actor: &Actor, now: i64) -> Result<(), StoreError> {
+pub(super) fn claim(conn: &Conn, c: &Conversation, actor: &Actor, now: i64) -> Result<(), StoreError> {
     check_free(conn, c, actor)?;
     match (c.owner_id, actor.agent_id()) {
         (None, Some(me)) => set_owner(conn, c, Some(me), actor, now),
@@ -62,7 +62,7 @@ pub(super) fn claim(conn: &Connection, c: &Conversation, actor: &Actor, now: i64
 
 /// Gives `c` to `to` (None: the queue), logging the move (the desk's
 /// transfer figures come from the log).
-fn set_owner(conn: &Connection, c: &Conversation, to: Option<i64>, by: &Actor, now: i64) -> Result<(), StoreError> {
+fn set_owner(conn: &Conn, c: &Conversation, to: Option<i64>, by: &Actor, now: i64) -> Result<(), StoreError> {
     conn.execute("UPDATE conversations SET owner_id = ?2, updated_at = ?3 WHERE id = ?1", params![c.id, to, now])?;
     if c.owner_id != to {
         conn.execute(
@@ -83,21 +83,24 @@ impl Store {
         password_hash: &str,
     ) -> Result<Agent, StoreError> {
         let conn = self.conn();
-        let inserted = conn.execute(
-            "INSERT INTO agents (login, display_name, role, password_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (login) DO NOTHING",
-            params![login, display_name, role, password_hash, self.now()],
-        )?;
-        if inserted == 0 {
-            return Err(StoreError::Conflict(format!("login {login:?} is taken")));
+        let id: Option<i64> = conn
+            .query_row(
+                "INSERT INTO agents (login, display_name, role, password_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (login) DO NOTHING RETURNING id",
+                params![login, display_name, role, password_hash, self.now()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match id {
+            Some(id) => agent(&conn, id),
+            None => Err(StoreError::Conflict(format!("login {login:?} is taken"))),
         }
-        agent(&conn, conn.last_insert_rowid())
     }
 
     pub fn agents(&self) -> Result<Vec<Agent>, StoreError> {
         let conn = self.read()?;
         let mut stmt = conn.prepare(&format!("SELECT {AGENT_COLUMNS} FROM agents ORDER BY id"))?;
-        Ok(stmt.query_map([], agent_row)?.collect::<Result<_, _>>()?)
+        Ok(stmt.query_map((), agent_row)?.collect::<Result<_, _>>()?)
     }
 
     /// An enabled account by login, with its password hash.
@@ -117,7 +120,7 @@ impl Store {
         password_hash: Option<&str>,
         disabled: Option<bool>,
     ) -> Result<Agent, StoreError> {
-        let mut conn = self.conn();
+        let conn = self.conn();
         let tx = conn.transaction()?;
         agent(&tx, id)?;
         tx.execute(
@@ -197,7 +200,7 @@ impl Store {
         if present.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
-        let mut conn = self.conn();
+        let conn = self.conn();
         let tx = conn.transaction()?;
         let waiting: Vec<String> = tx
             .prepare(
@@ -205,7 +208,7 @@ impl Store {
                  WHERE t.status = 'open' AND c.status = 'handoff' AND c.owner_id IS NULL
                  ORDER BY t.message_left_at IS NULL, t.message_left_at, t.created_at, t.id",
             )?
-            .query_map([], |r| r.get(0))?
+            .query_map((), |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         let mut load = Vec::with_capacity(present.len());
         for &id in present {
@@ -248,9 +251,9 @@ impl Store {
         id: &str,
         to: Option<i64>,
         actor: &Actor,
-        allowed: impl FnOnce(&Connection, &Conversation, &Actor) -> Result<(), StoreError>,
+        allowed: impl FnOnce(&Conn, &Conversation, &Actor) -> Result<(), StoreError>,
     ) -> Result<Conversation, StoreError> {
-        let mut conn = self.conn();
+        let conn = self.conn();
         let tx = conn.transaction()?;
         let c = conversation(&tx, id)?;
         if c.status != ConversationStatus::Handoff {

@@ -1,7 +1,7 @@
 //! Canned replies (快捷短语): store-wide ones and each agent's own; and the
 //! texts agents sent as edited drafts, from which new ones are suggested.
 
-use rusqlite::{OptionalExtension, params};
+use super::db::{self, OptionalExtension, Row, params};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -20,7 +20,7 @@ pub struct CannedReply {
     pub agent_id: Option<i64>,
 }
 
-fn canned_row(r: &rusqlite::Row) -> rusqlite::Result<CannedReply> {
+fn canned_row(r: &Row) -> db::Result<CannedReply> {
     let agent_id: Option<i64> = r.get(3)?;
     Ok(CannedReply { id: r.get(0)?, title: r.get(1)?, text: r.get(2)?, personal: agent_id.is_some(), agent_id })
 }
@@ -53,12 +53,14 @@ impl Store {
         by: Option<i64>,
     ) -> Result<CannedReply, StoreError> {
         let conn = self.conn();
-        conn.execute(
-            "INSERT INTO canned_replies (agent_id, title, text, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        let id = conn.query_row(
+            "INSERT INTO canned_replies (agent_id, title, text, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             RETURNING id",
             params![agent, title, text, by, self.now()],
+            |r| r.get(0),
         )?;
         let (title, text) = (title.to_string(), text.to_string());
-        Ok(CannedReply { id: conn.last_insert_rowid(), title, text, personal: agent.is_some(), agent_id: agent })
+        Ok(CannedReply { id, title, text, personal: agent.is_some(), agent_id: agent })
     }
 
     pub fn delete_canned_reply(&self, id: i64) -> Result<(), StoreError> {

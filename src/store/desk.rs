@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{OptionalExtension, params};
+use super::db::{OptionalExtension, params};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -231,7 +231,7 @@ impl Store {
                         opened_at: r.get(1)?,
                         closed_at: r.get(2)?,
                         closed_by: r.get(3)?,
-                        first_reply: replied.map(|at| Ok::<_, rusqlite::Error>((at, r.get(5)?))).transpose()?,
+                        first_reply: replied.map(|at| Ok::<_, super::db::DbError>((at, r.get(5)?))).transpose()?,
                         moves: Vec::new(),
                         survey: r.get(6)?,
                     },
@@ -244,7 +244,7 @@ impl Store {
                AND a.created_at >= t.created_at AND (t.closed_at IS NULL OR a.created_at <= t.closed_at)
              WHERE t.created_at >= ?1 AND t.created_at < ?2 ORDER BY a.id",
         )?;
-        let moves = stmt.query_map(params![from, to], |r| Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?)))?;
+        let moves = stmt.query_map(params![from, to], |r| Ok((r.get::<i64>(0)?, r.get(1)?, r.get(2)?)))?;
         for m in moves {
             let (ticket, from_id, to_id) = m?;
             if let Some(t) = tickets.get_mut(&ticket) {
@@ -269,7 +269,7 @@ impl Store {
     /// The shopper's survey (score 1–5, optional comment) of the conversation's
     /// latest handoff, once an agent has closed it; one answer per handoff.
     pub fn answer_survey(&self, conversation_id: &str, score: i64, comment: Option<&str>) -> Result<(), StoreError> {
-        let mut conn = self.conn();
+        let conn = self.conn();
         let tx = conn.transaction()?;
         conversation(&tx, conversation_id)?;
         let ticket: Option<(i64, Option<i64>)> = tx

@@ -1,7 +1,7 @@
 //! Conversations of a time window, message by message, for operators'
 //! own analysis and audits (`GET /v1/conversations/export`).
 
-use rusqlite::params;
+use super::db::params;
 use serde::Serialize;
 
 use super::{Store, StoreError};

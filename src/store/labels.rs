@@ -2,7 +2,7 @@
 //! shopper's 👍/👎 on an automatic answer, an agent's verdict on a drafted
 //! FAQ answer. The knowledge base's verifier learns from them.
 
-use rusqlite::params;
+use super::db::params;
 
 use super::{Store, StoreError, Verdict};
 

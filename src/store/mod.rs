@@ -1,19 +1,24 @@
-//! Conversation state in SQLite (embedded, WAL): conversations, messages,
-//! decisions with scores, handoff tickets, suggestions and agent feedback.
+//! Conversation state: conversations, messages, decisions with scores,
+//! handoff tickets, suggestions, agent feedback, accounts and knowledge
+//! edits, in SQLite (embedded, WAL; the default) or PostgreSQL (replicas
+//! sharing one database), chosen by the storage URL.
 //!
 //! Synchronous on purpose: the services call it from blocking threads. One
-//! writer connection behind a mutex serialises writes (SQLite would anyway);
-//! reads take a connection from a small pool of readers, so with WAL they
-//! never queue behind a write. Every multi-row change is one transaction, so
-//! a crash or a concurrent request never leaves half a turn behind, and
-//! counters are updated relative to the stored value inside it.
+//! writer connection behind a mutex serialises this process's writes, and
+//! each writing transaction holds the database's write lock (see `db`), so
+//! replicas serialise too; reads take a connection from a small pool, so
+//! they never queue behind a write. Every multi-row change is one
+//! transaction, so a crash or a concurrent request never leaves half a turn
+//! behind, and counters are updated relative to the stored value inside it.
 //! Depends on `kb` (the edit type) and `decision` (its action and reason).
 
 mod agents;
 mod canned;
+pub mod db;
 mod desk;
 mod export;
 mod labels;
+mod replicas;
 mod types;
 
 use std::path::{Path, PathBuf};
@@ -21,34 +26,41 @@ use std::sync::{Mutex, MutexGuard};
 
 use crate::decision::{Action, Reason};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use db::{Conn, DbError, Dialect, OptionalExtension, Row, params};
 
 pub use canned::CannedReply;
 pub use desk::{AgentFigures, DeskFigures};
 pub use export::ExportedMessage;
 pub use labels::{Judged, Judgement};
+pub use replicas::{EVENTS_CHANNEL, SharedConsole, StoredEvent};
 pub use types::*;
 
 /// A conversation without a message for this long has ended (shoppers
 /// rarely close the widget; agents close what they handled).
 const IDLE_ENDS_SECS: i64 = 30 * 60;
 
-/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[
-    include_str!("../../migrations/0001_init.sql"),
-    include_str!("../../migrations/0002_kb_edits.sql"),
-    include_str!("../../migrations/0003_ratings.sql"),
-    include_str!("../../migrations/0004_proposals.sql"),
-    include_str!("../../migrations/0005_messages_left.sql"),
-    include_str!("../../migrations/0006_clarify_choices.sql"),
-    include_str!("../../migrations/0007_agents.sql"),
-    include_str!("../../migrations/0008_desk.sql"),
+/// Schema migrations per database, applied in order; SQLite's `PRAGMA
+/// user_version` or PostgreSQL's `schema_version` table records how many ran.
+const SQLITE_MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+    include_str!("../../migrations/sqlite/0002_kb_edits.sql"),
+    include_str!("../../migrations/sqlite/0003_ratings.sql"),
+    include_str!("../../migrations/sqlite/0004_proposals.sql"),
+    include_str!("../../migrations/sqlite/0005_messages_left.sql"),
+    include_str!("../../migrations/sqlite/0006_clarify_choices.sql"),
+    include_str!("../../migrations/sqlite/0007_agents.sql"),
+    include_str!("../../migrations/sqlite/0008_desk.sql"),
+    include_str!("../../migrations/sqlite/0009_replicas.sql"),
+];
+const POSTGRES_MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/postgres/0001_init.sql"),
+    include_str!("../../migrations/postgres/0002_replicas.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Database(#[from] DbError),
     #[error("{0} not found")]
     NotFound(String),
     #[error("{0}")]
@@ -62,23 +74,47 @@ pub enum StoreError {
 }
 
 pub struct Store {
-    writer: Mutex<Connection>,
-    /// The database file readers open (None: in memory, reads use the writer).
-    path: Option<PathBuf>,
+    writer: Mutex<Conn>,
+    /// What readers connect to (None: in memory, reads use the writer).
+    readers_open: Option<Location>,
     /// Idle reader connections, reused.
-    readers: Mutex<Vec<Connection>>,
+    readers: Mutex<Vec<Conn>>,
     clock: Clock,
+}
+
+/// A database the store connects to.
+#[derive(Clone)]
+enum Location {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Location {
+    fn reader(&self) -> Result<Conn, StoreError> {
+        Ok(match self {
+            Location::Sqlite(path) => {
+                let c = rusqlite::Connection::open_with_flags(
+                    path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(DbError::from)?;
+                c.busy_timeout(std::time::Duration::from_secs(5)).map_err(DbError::from)?;
+                Conn::sqlite(c)
+            }
+            Location::Postgres(url) => Conn::postgres(url)?,
+        })
+    }
 }
 
 /// A reader connection, returned to the pool when dropped.
 struct Reader<'a> {
-    conn: Option<Connection>,
+    conn: Option<Conn>,
     store: &'a Store,
 }
 
 impl std::ops::Deref for Reader<'_> {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
         self.conn.as_ref().expect("taken only on drop")
     }
 }
@@ -94,12 +130,12 @@ impl Drop for Reader<'_> {
 /// Reads either from a pooled reader or, in memory, from the writer.
 enum ReadConn<'a> {
     Pooled(Reader<'a>),
-    Writer(MutexGuard<'a, Connection>),
+    Writer(MutexGuard<'a, Conn>),
 }
 
 impl std::ops::Deref for ReadConn<'_> {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
         match self {
             ReadConn::Pooled(r) => r,
             ReadConn::Writer(w) => w,
@@ -138,34 +174,61 @@ impl Clock {
     }
 }
 
+/// The URL scheme of each database (`postgresql://` is PostgreSQL's other spelling).
+pub const SQLITE_SCHEME: &str = "sqlite://";
+pub const POSTGRES_SCHEMES: [&str; 2] = ["postgres://", "postgresql://"];
+
 impl Store {
+    /// The database a storage URL names: `sqlite://PATH` or `postgres://…`.
+    pub fn open_url(url: &str) -> Result<Store, StoreError> {
+        match url.strip_prefix(SQLITE_SCHEME) {
+            Some(path) => Store::open(Path::new(path)),
+            None if POSTGRES_SCHEMES.iter().any(|s| url.starts_with(s)) => Store::open_postgres(url),
+            None => Err(StoreError::Conflict(format!("storage URL {url:?}: neither sqlite:// nor postgres://"))),
+        }
+    }
+
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        let conn = rusqlite::Connection::open(path).map_err(DbError::from)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(DbError::from)?;
         // NORMAL in WAL mode: a committed transaction survives a killed
         // process; only an OS crash or power loss can drop the last commits.
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        Self::init(conn, Some(path.to_path_buf()))
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(DbError::from)?;
+        Self::init_sqlite(conn, Some(Location::Sqlite(path.to_path_buf())))
     }
 
     pub fn open_in_memory() -> Result<Store, StoreError> {
-        Self::init(Connection::open_in_memory()?, None)
+        Self::init_sqlite(rusqlite::Connection::open_in_memory().map_err(DbError::from)?, None)
     }
 
-    fn init(mut conn: Connection, path: Option<PathBuf>) -> Result<Store, StoreError> {
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let applied: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
-            let tx = conn.transaction()?;
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", i + 1)?;
-            tx.commit()?;
-        }
-        Ok(Store { writer: Mutex::new(conn), path, readers: Mutex::new(Vec::new()), clock: Clock::default() })
+    fn init_sqlite(conn: rusqlite::Connection, readers: Option<Location>) -> Result<Store, StoreError> {
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(DbError::from)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(DbError::from)?;
+        let conn = Conn::sqlite(conn);
+        let applied = |c: &Conn| c.query_row("PRAGMA user_version", (), |r| r.get::<usize>(0));
+        let record = |c: &Conn, n: usize| c.execute_batch(&format!("PRAGMA user_version = {n}"));
+        migrate(&conn, SQLITE_MIGRATIONS, applied, record)?;
+        Ok(Store::with_writer(conn, readers))
+    }
+
+    fn open_postgres(url: &str) -> Result<Store, StoreError> {
+        let conn = Conn::postgres(url)?;
+        conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;
+        let applied = |c: &Conn| c.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", (), |r| r.get(0));
+        let record = |c: &Conn, n: usize| {
+            c.execute("DELETE FROM schema_version", ())?;
+            c.execute("INSERT INTO schema_version (version) VALUES (?1)", [n])?;
+            Ok(())
+        };
+        migrate(&conn, POSTGRES_MIGRATIONS, applied, record)?;
+        Ok(Store::with_writer(conn, Some(Location::Postgres(url.to_string()))))
+    }
+
+    fn with_writer(conn: Conn, readers_open: Option<Location>) -> Store {
+        Store { writer: Mutex::new(conn), readers_open, readers: Mutex::new(Vec::new()), clock: Clock::default() }
     }
 
     /// The same store reading the time from `clock`.
@@ -178,33 +241,35 @@ impl Store {
         self.clock.now()
     }
 
-    /// The one writer connection.
-    fn conn(&self) -> MutexGuard<'_, Connection> {
-        lock(&self.writer)
+    /// The one writer connection (connected again when PostgreSQL dropped it).
+    fn conn(&self) -> MutexGuard<'_, Conn> {
+        let mut conn = lock(&self.writer);
+        if conn.is_closed()
+            && let Some(Location::Postgres(url)) = &self.readers_open
+        {
+            match Conn::postgres(url) {
+                Ok(fresh) => *conn = fresh,
+                Err(e) => tracing::warn!("reconnecting to the database: {e}"),
+            }
+        }
+        conn
     }
 
-    /// A connection for reads that does not wait for the writer (WAL).
+    /// A connection for reads that does not wait for the writer.
     fn read(&self) -> Result<ReadConn<'_>, StoreError> {
-        let Some(path) = &self.path else {
+        let Some(location) = &self.readers_open else {
             return Ok(ReadConn::Writer(self.conn()));
         };
-        let pooled = lock(&self.readers).pop();
+        let pooled = std::iter::from_fn(|| lock(&self.readers).pop()).find(|c| !c.is_closed());
         let conn = match pooled {
             Some(c) => c,
-            None => {
-                let c = Connection::open_with_flags(
-                    path,
-                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )?;
-                c.busy_timeout(std::time::Duration::from_secs(5))?;
-                c
-            }
+            None => location.reader()?,
         };
         Ok(ReadConn::Pooled(Reader { conn: Some(conn), store: self }))
     }
 
     pub fn ping(&self) -> Result<(), StoreError> {
-        self.read()?.query_row("SELECT 1", [], |_| Ok(()))?;
+        self.read()?.query_row("SELECT 1", (), |_| Ok(()))?;
         Ok(())
     }
 
@@ -232,7 +297,7 @@ impl Store {
     /// conversation's new state and, on handoff, an open ticket.
     /// Returns the decision's id (when there was one), for ratings.
     pub fn record_turn(&self, turn: &TurnRecord) -> Result<Option<i64>, StoreError> {
-        let mut conn = self.conn();
+        let conn = self.conn();
         let tx = conn.transaction()?;
         let now = self.now();
         let status: ConversationStatus = tx
@@ -245,9 +310,9 @@ impl Store {
         let message_id = insert_message(&tx, &turn.conversation_id, Role::Shopper, &turn.text, now, None)?.id;
         let mut decision_id = None;
         if let Some(d) = &turn.decision {
-            tx.execute(
+            decision_id = Some(tx.query_row(
                 "INSERT INTO decisions (conversation_id, message_id, action, reason, faq_id, confidence, candidates, choices, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
                 params![
                     turn.conversation_id,
                     message_id,
@@ -259,8 +324,8 @@ impl Store {
                     (!d.choices.is_empty()).then(|| serde_json::to_string(&d.choices).expect("strings serialize")),
                     now
                 ],
-            )?;
-            decision_id = Some(tx.last_insert_rowid());
+                |r| r.get(0),
+            )?);
         }
         if let Some(reply) = &turn.bot_reply {
             insert_message(&tx, &turn.conversation_id, Role::Bot, reply, now, None)?;
@@ -371,11 +436,15 @@ impl Store {
             })?
             .collect::<Result<_, _>>()?;
         // Hits: messages whose first candidate the FAQ was, whatever was decided.
-        let mut stmt = conn.prepare(
-            "SELECT json_extract(candidates, '$[0].faq_id') AS top, COUNT(*) FROM decisions
-             WHERE created_at >= ?1 AND created_at < ?2 AND top IS NOT NULL GROUP BY top",
-        )?;
-        for hit in stmt.query_map(params![from, to], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))? {
+        let top = match conn.dialect() {
+            Dialect::Sqlite => "json_extract(candidates, '$[0].faq_id')",
+            Dialect::Postgres => "(candidates::jsonb -> 0 ->> 'faq_id')",
+        };
+        let hits = format!(
+            "SELECT top, COUNT(*) FROM (SELECT {top} AS top FROM decisions WHERE created_at >= ?1 AND created_at < ?2) h
+             WHERE top IS NOT NULL GROUP BY top"
+        );
+        for hit in conn.query_map(&hits, params![from, to], |r| Ok((r.get::<String>(0)?, r.get(1)?)))? {
             let (faq_id, hits) = hit?;
             match faqs.iter_mut().find(|f| f.faq_id == faq_id) {
                 Some(f) => f.hits = hits,
@@ -403,7 +472,7 @@ impl Store {
                  AND EXISTS (SELECT 1 FROM decisions d WHERE d.conversation_id = c.id AND d.reason != 'small_talk'))";
         let idle_since = self.now() - IDLE_ENDS_SECS;
         let (ended_conversations, auto_resolved): (i64, i64) = conn.query_row(
-            &format!("{ended} SELECT COUNT(*), COALESCE(SUM(resolved), 0) FROM ended"),
+            &format!("{ended} SELECT COUNT(*), COALESCE(SUM(CASE WHEN resolved THEN 1 ELSE 0 END), 0) FROM ended"),
             params![from, to, idle_since],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
@@ -444,7 +513,7 @@ impl Store {
 
     /// Appends an agent's reply.
     pub fn add_agent_message(&self, conversation_id: &str, text: &str, actor: &Actor) -> Result<Message, StoreError> {
-        let mut conn = self.conn();
+        let conn = self.conn();
         let tx = conn.transaction()?;
         let message = insert_agent_message(&tx, conversation_id, text, actor, self.now())?;
         tx.commit()?;
@@ -483,7 +552,7 @@ impl Store {
              ORDER BY t.message_left_at IS NULL, t.message_left_at, t.created_at, t.id",
         )?;
         let now = self.now();
-        let rows = stmt.query_map([], |r| {
+        let rows = stmt.query_map((), |r| {
             let created_at: i64 = r.get(3)?;
             Ok(Handoff {
                 ticket_id: r.get(0)?,
@@ -493,14 +562,14 @@ impl Store {
                 waiting_seconds: (now - created_at).max(0),
                 locale: r.get(4)?,
                 product_id: r.get(5)?,
-                last_message: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
+                last_message: r.get::<Option<String>>(6)?.unwrap_or_default(),
                 contact_kind: r.get(7)?,
                 contact: r.get(8)?,
                 message_left_at: r.get(9)?,
                 answered_faq_id: r.get(10)?,
                 answered_question: None,
                 offered_faq_ids: r
-                    .get::<_, Option<String>>(11)?
+                    .get::<Option<String>>(11)?
                     .and_then(|j| serde_json::from_str(&j).ok())
                     .unwrap_or_default(),
                 offered_questions: Vec::new(),
@@ -546,7 +615,7 @@ impl Store {
         contact: &str,
         text: &str,
     ) -> Result<Message, StoreError> {
-        let mut conn = self.conn();
+        let conn = self.conn();
         let tx = conn.transaction()?;
         let now = self.now();
         let updated = tx.execute(
@@ -600,7 +669,7 @@ impl Store {
         message_id: Option<i64>,
         drafts: &[Draft],
     ) -> Result<Vec<Suggestion>, StoreError> {
-        let mut conn = self.conn();
+        let conn = self.conn();
         let tx = conn.transaction()?;
         let now = self.now();
         let mut out = Vec::with_capacity(drafts.len());
@@ -633,7 +702,7 @@ impl Store {
         final_text: Option<&str>,
         actor: &Actor,
     ) -> Result<FeedbackRecord, StoreError> {
-        let mut conn = self.conn();
+        let conn = self.conn();
         let tx = conn.transaction()?;
         let now = self.now();
         let (conversation_id, suggested): (String, String) = tx
@@ -681,10 +750,10 @@ impl Store {
         agent_id: Option<i64>,
         expected: Option<i64>,
     ) -> Result<i64, StoreError> {
-        let mut conn = self.conn();
+        let conn = self.conn();
         // IMMEDIATE: the version check and the insert hold the write lock
         // together, also against another process on the same database.
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = conn.transaction()?;
         let current = kb_version(&tx)?;
         if let Some(expected) = expected.filter(|e| *e != current) {
             return Err(StoreError::StaleKnowledge { expected, current });
@@ -712,7 +781,7 @@ impl Store {
         let conn = self.read()?;
         let version = kb_version(&conn)?;
         let mut stmt = conn.prepare("SELECT faq_id, entry FROM kb_edits WHERE seq <= ?1 ORDER BY seq")?;
-        let rows = stmt.query_map([version], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)))?;
+        let rows = stmt.query_map([version], |r| Ok((r.get::<String>(0)?, r.get::<Option<String>>(1)?)))?;
         let mut out = Vec::new();
         for row in rows {
             let (id, entry) = row?;
@@ -804,7 +873,7 @@ impl Store {
     /// Closes a conversation and its open ticket: its owner, an admin, or
     /// anyone while it is unowned; closing a closed one is a conflict.
     pub fn close(&self, id: &str, actor: &Actor) -> Result<Conversation, StoreError> {
-        let mut conn = self.conn();
+        let conn = self.conn();
         let tx = conn.transaction()?;
         let now = self.now();
         let c = conversation(&tx, id)?;
@@ -823,7 +892,7 @@ impl Store {
     }
 }
 
-fn conversation(conn: &Connection, id: &str) -> Result<Conversation, StoreError> {
+fn conversation(conn: &Conn, id: &str) -> Result<Conversation, StoreError> {
     conn.query_row(
         "SELECT id, status, locale, product_id, last_question, last_faq_id, unresolved_turns, created_at, updated_at,
                 owner_id
@@ -851,7 +920,7 @@ fn conversation(conn: &Connection, id: &str) -> Result<Conversation, StoreError>
 /// The columns `proposal_row` reads, in its order.
 const PROPOSAL_SELECT: &str = "SELECT id, kind, faq_id, text, count, examples, status, created_at FROM proposals";
 
-fn proposal_row(r: &rusqlite::Row) -> rusqlite::Result<Proposal> {
+fn proposal_row(r: &Row) -> db::Result<Proposal> {
     let examples: String = r.get(5)?;
     Ok(Proposal {
         id: r.get(0)?,
@@ -866,14 +935,14 @@ fn proposal_row(r: &rusqlite::Row) -> rusqlite::Result<Proposal> {
 }
 
 /// A `messages` row selected as `id, role, text, created_at, author`.
-fn message_row(r: &rusqlite::Row) -> rusqlite::Result<Message> {
+fn message_row(r: &Row) -> db::Result<Message> {
     Ok(Message { id: r.get(0)?, role: r.get(1)?, text: r.get(2)?, created_at: r.get(3)?, author: r.get(4)? })
 }
 
 /// An agent's reply, signed with their name. An agent answering a queued
 /// conversation takes it; one another agent handles is refused (Conflict).
 fn insert_agent_message(
-    conn: &Connection,
+    conn: &Conn,
     conversation_id: &str,
     text: &str,
     actor: &Actor,
@@ -889,7 +958,7 @@ fn insert_agent_message(
 
 /// Appends a message; an agent's is signed with `agent`'s name.
 fn insert_message(
-    conn: &Connection,
+    conn: &Conn,
     conversation_id: &str,
     role: Role,
     text: &str,
@@ -897,15 +966,36 @@ fn insert_message(
     agent: Option<&Agent>,
 ) -> Result<Message, StoreError> {
     let author = agent.map(|a| a.display_name.clone());
-    conn.execute(
-        "INSERT INTO messages (conversation_id, role, text, created_at, agent_id, author) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    let id = conn.query_row(
+        "INSERT INTO messages (conversation_id, role, text, created_at, agent_id, author) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         RETURNING id",
         params![conversation_id, role, text, now, agent.map(|a| a.id), author],
+        |r| r.get(0),
     )?;
-    Ok(Message { id: conn.last_insert_rowid(), role, text: text.to_string(), created_at: now, author })
+    Ok(Message { id, role, text: text.to_string(), created_at: now, author })
 }
 
-fn kb_version(conn: &Connection) -> Result<i64, StoreError> {
-    Ok(conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM kb_edits", [], |r| r.get(0))?)
+/// Applies the migrations not yet applied, each in its own transaction
+/// (which holds the write lock: replicas starting together migrate once).
+fn migrate(
+    conn: &Conn,
+    migrations: &[&str],
+    applied: impl Fn(&Conn) -> db::Result<usize>,
+    record: impl Fn(&Conn, usize) -> db::Result<()>,
+) -> Result<(), StoreError> {
+    for (i, sql) in migrations.iter().enumerate() {
+        let tx = conn.transaction()?;
+        if applied(&tx)? <= i {
+            tx.execute_batch(sql)?;
+            record(&tx, i + 1)?;
+        }
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+fn kb_version(conn: &Conn) -> Result<i64, StoreError> {
+    Ok(conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM kb_edits", (), |r| r.get(0))?)
 }
 
 #[cfg(test)]

@@ -1,22 +1,22 @@
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+use super::db::{FromValue, ToValue, Value};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::decision::{Action, Reason};
 
-/// Types with `name()` / `parse()` are stored in SQLite as their name (an
+/// Types with `name()` / `parse()` are stored as their name (an
 /// unknown name in the database is an error, not a silent default).
 macro_rules! sql_by_name {
     ($($t:ty),+) => {$(
-        impl ToSql for $t {
-            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-                Ok(self.name().into())
+        impl ToValue for $t {
+            fn to_value(&self) -> Value {
+                Value::Text(self.name().into())
             }
         }
-        impl FromSql for $t {
-            fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
-                let text = v.as_str()?;
-                <$t>::parse(text).ok_or_else(|| FromSqlError::Other(format!("unknown {} {text:?}", stringify!($t)).into()))
+        impl FromValue for $t {
+            fn from_value(v: &Value) -> Result<Self, String> {
+                let text = String::from_value(v)?;
+                <$t>::parse(&text).ok_or_else(|| format!("unknown {} {text:?}", stringify!($t)))
             }
         }
     )+};
@@ -25,7 +25,7 @@ macro_rules! sql_by_name {
 sql_by_name!(Action, Reason);
 
 /// A closed set of names stored as TEXT: serde in snake_case, `name()`,
-/// `parse()`, and SQLite conversion both ways.
+/// `parse()`, and database conversion both ways.
 macro_rules! text_enum {
     ($(#[$m:meta])* pub enum $name:ident { $($(#[$vm:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$m])*

@@ -1,5 +1,6 @@
 //! Shared by the HTTP integration tests: the real router on an ephemeral
-//! port over the sample knowledge base, the real model and SQLite on disk.
+//! port over the sample knowledge base, the real model and SQLite on disk
+//! (or a real PostgreSQL, see `pg`).
 #![allow(dead_code)] // each test file uses its own subset
 
 use std::path::{Path, PathBuf};
@@ -14,6 +15,8 @@ use xiaoer::engine::{Engine, IndexStorage};
 use xiaoer::kb::{KbOptions, load_dir};
 use xiaoer::service::Services;
 use xiaoer::store::{Clock, Store};
+
+pub mod pg;
 
 pub const KEY: &str = "test-agent-key";
 
@@ -71,7 +74,7 @@ pub async fn start_clocked(db: &Path, clock: Clock, tweak: impl FnOnce(&mut Conf
             true => Config { data_dir: shared_data(), ..config },
             false => config,
         };
-        Services::open(config, Store::open(&db).unwrap().with_clock(clock), Some(model()), &|_, _| {}).unwrap()
+        Services::open(config, open_store(&db).with_clock(clock), Some(model()), &|_, _| {}).unwrap()
     })
     .await
     .unwrap();
@@ -80,6 +83,23 @@ pub async fn start_clocked(db: &Path, clock: Clock, tweak: impl FnOnce(&mut Conf
     let state = AppState::new(services.clone(), KEY).unwrap();
     let handle = tokio::spawn(async move { serve(state, listener, std::future::pending()).await.unwrap() });
     Server { url, http: reqwest::Client::new(), handle, services }
+}
+
+/// The store a test's database path names: that SQLite file, or with
+/// `XIAOER_TEST_STORAGE=postgres` a PostgreSQL database standing for it.
+pub fn open_store(db: &Path) -> Store {
+    match pg::selected() {
+        true => Store::open_url(&pg::database_for(db)).unwrap(),
+        false => Store::open(db).unwrap(),
+    }
+}
+
+/// A plain connection to the same database, for a test to read what is stored.
+pub fn raw_connection(db: &Path) -> xiaoer::store::db::Conn {
+    match pg::selected() {
+        true => xiaoer::store::db::Conn::postgres(&pg::database_for(db)).unwrap(),
+        false => xiaoer::store::db::Conn::sqlite(rusqlite::Connection::open(db).unwrap()),
+    }
 }
 
 impl Server {

@@ -1,0 +1,166 @@
+//! The storage layer on both databases: the same tests on an SQLite file
+//! and on a real PostgreSQL (started by the harness), with two `Store`s on
+//! one database standing for two replicas writing at once.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::pg;
+use xiaoer::decision::{Action, Reason};
+use xiaoer::kb::FaqEdit;
+use xiaoer::store::{Actor, AgentRole, ConversationStatus, DecisionRecord, Store, StoreError, TurnRecord, Verdict};
+
+/// Two stores on one new database of `kind`, as two replicas would open it.
+fn replicas(kind: &str) -> (Arc<Store>, Arc<Store>) {
+    let url = match kind {
+        "sqlite" => {
+            let dir = tempfile::tempdir().unwrap().keep();
+            format!("sqlite://{}", dir.join("db.sqlite3").display())
+        }
+        _ => pg::new_database(),
+    };
+    (Arc::new(Store::open_url(&url).unwrap()), Arc::new(Store::open_url(&url).unwrap()))
+}
+
+fn turn(conversation: &str, text: &str, handoff: bool) -> TurnRecord {
+    TurnRecord {
+        conversation_id: conversation.into(),
+        text: text.into(),
+        locale: "zh-CN".into(),
+        product_id: Some("神仙水".into()),
+        topic_question: Some(text.into()),
+        decision: Some(DecisionRecord {
+            action: if handoff { Action::Handoff } else { Action::Answer },
+            reason: if handoff { Reason::HumanRequested } else { Reason::Confident },
+            faq_id: (!handoff).then(|| "return-policy".to_string()),
+            confidence: 0.97,
+            candidates_json: r#"[{"faq_id":"return-policy","score":0.97,"bm25":12.5,"cosine":0.91}]"#.into(),
+            choices: Vec::new(),
+        }),
+        bot_reply: (!handoff).then(|| "支持七天无理由退货 😊".to_string()),
+        handoff_reason: handoff.then_some(Reason::HumanRequested),
+        unresolved: false,
+    }
+}
+
+/// Generates each test once per database.
+macro_rules! on_both {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite { $(#[test] fn $name() { super::$name("sqlite") })+ }
+        mod postgres { $(#[test] fn $name() { super::$name("postgres") })+ }
+    };
+}
+
+on_both!(
+    turns_through_two_replicas_at_once_are_all_stored,
+    one_conversation_is_taken_by_one_agent_only,
+    concurrent_knowledge_edits_get_one_version_each,
+    text_and_numbers_round_trip,
+);
+
+fn turns_through_two_replicas_at_once_are_all_stored(kind: &str) {
+    let (a, b) = replicas(kind);
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            std::thread::spawn(move || {
+                let id = format!("c{i}");
+                store.create_conversation(&id, "zh-CN", None).unwrap();
+                for n in 0..5 {
+                    store.record_turn(&turn(&id, &format!("亲，在吗？第{n}个问题：可以退货吗"), n == 4)).unwrap();
+                }
+            })
+        })
+        .collect();
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    for i in 0..8 {
+        let t = b.transcript(&format!("c{i}")).unwrap();
+        // 5 shopper messages, 4 bot answers, 5 decisions; the last turn handed off.
+        assert_eq!((t.messages.len(), t.decisions.len()), (9, 5));
+        assert_eq!(t.conversation.status, ConversationStatus::Handoff);
+    }
+    assert_eq!(a.handoffs().unwrap().len(), 8);
+    let stats = a.stats(0, i64::MAX).unwrap();
+    assert_eq!((stats.conversations, stats.decisions), (8, 40));
+    assert_eq!(stats.faqs[0].faq_id, "return-policy");
+    // Hits count every message it ranked first for, handed off or not.
+    assert_eq!((stats.faqs[0].answered, stats.faqs[0].hits), (32, 40));
+}
+
+fn one_conversation_is_taken_by_one_agent_only(kind: &str) {
+    let (a, b) = replicas(kind);
+    a.create_conversation("c", "zh-CN", None).unwrap();
+    a.record_turn(&turn("c", "转人工", true)).unwrap();
+    let agents: Vec<_> = (0..6)
+        .map(|i| a.create_agent(&format!("agent{i}"), &format!("小{i}"), AgentRole::Agent, "hash").unwrap())
+        .collect();
+    let threads: Vec<_> = agents
+        .into_iter()
+        .enumerate()
+        .map(|(i, agent)| {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            std::thread::spawn(move || store.take("c", &Actor { agent: Some(agent) }).is_ok())
+        })
+        .collect();
+    let won = threads.into_iter().map(|t| t.join().unwrap()).filter(|ok| *ok).count();
+    assert_eq!(won, 1, "exactly one agent takes the conversation");
+    let owner = b.conversation("c").unwrap().owner_id.expect("owned");
+    // The others are refused by name, through either replica.
+    let other = a.agents().unwrap().into_iter().find(|x| x.id != owner).unwrap();
+    match b.take("c", &Actor { agent: Some(other) }) {
+        Err(StoreError::Conflict(m)) => assert!(m.contains("handled by 小"), "{m}"),
+        r => panic!("{r:?}"),
+    }
+}
+
+fn concurrent_knowledge_edits_get_one_version_each(kind: &str) {
+    let (a, b) = replicas(kind);
+    let threads: Vec<_> = (0..10)
+        .map(|i| {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            std::thread::spawn(move || {
+                // Derive from the version read, store only if it is still current (as the service does).
+                loop {
+                    let (_, version) = store.edits().unwrap();
+                    let edit = FaqEdit { id: format!("faq-{i}"), entry: None };
+                    match store.save_edits(&[edit], None, Some(version)) {
+                        Ok(v) => return v,
+                        Err(StoreError::StaleKnowledge { .. }) => continue,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut versions: Vec<i64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    versions.sort();
+    assert_eq!(versions, (1..=10).collect::<Vec<_>>(), "every edit landed, each a version of its own");
+    let (edits, version) = b.edits().unwrap();
+    assert_eq!((edits.len(), version), (10, 10));
+}
+
+fn text_and_numbers_round_trip(kind: &str) {
+    let (a, b) = replicas(kind);
+    a.create_conversation("會話-①", "zh-TW", Some("ＳＫ－II 神仙水")).unwrap();
+    let text = "亲~在吗？？ 我買的【神仙水230ml】訂單號：2024111100123 👉 還沒到 🙏\u{200b}";
+    a.record_turn(&TurnRecord { product_id: None, ..turn("會話-①", text, false) }).unwrap();
+    let t = b.transcript("會話-①").unwrap();
+    assert_eq!(t.messages[0].text, text);
+    assert_eq!(t.conversation.product_id.as_deref(), Some("ＳＫ－II 神仙水"));
+    assert!((t.decisions[0].confidence - 0.97).abs() < 1e-6);
+    let drafts = [xiaoer::store::Draft {
+        faq_id: "return-policy".into(),
+        question: "可以退货吗".into(),
+        text: "您好，支持七天无理由退货。".into(),
+        confidence: 0.5,
+    }];
+    let s = b.save_suggestions("會話-①", Some(t.messages[0].id), &drafts).unwrap();
+    let f = a.record_feedback(&s[0].id, Verdict::Edited, Some("您好！支持7天无理由退货～"), &Actor::API_KEY).unwrap();
+    assert_eq!(f.message.unwrap().text, "您好！支持7天无理由退货～");
+    assert!(matches!(
+        b.record_feedback(&s[0].id, Verdict::Accepted, None, &Actor::API_KEY),
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(b.conversation("no-such"), Err(StoreError::NotFound(_))));
+}
