@@ -57,6 +57,8 @@ on_both!(
     one_conversation_is_taken_by_one_agent_only,
     concurrent_knowledge_edits_get_one_version_each,
     text_and_numbers_round_trip,
+    rate_limits_are_counted_once_across_replicas,
+    events_and_consoles_are_shared,
 );
 
 fn turns_through_two_replicas_at_once_are_all_stored(kind: &str) {
@@ -163,4 +165,55 @@ fn text_and_numbers_round_trip(kind: &str) {
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(b.conversation("no-such"), Err(StoreError::NotFound(_))));
+}
+
+fn rate_limits_are_counted_once_across_replicas(kind: &str) {
+    let (a, b) = replicas(kind);
+    let now = 1_795_449_600_000;
+    // 20 requests of one shopper at one instant through both replicas; a burst of 5.
+    let threads: Vec<_> = (0..20)
+        .map(|i| {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            std::thread::spawn(move || store.rate_allow("203.0.113.9", now, 200, 5).unwrap())
+        })
+        .collect();
+    let allowed = threads.into_iter().map(|t| t.join().unwrap()).filter(|ok| *ok).count();
+    assert_eq!(allowed, 5, "the burst is shared, not per replica");
+    assert!(a.rate_allow("198.51.100.7", now, 200, 5).unwrap(), "another shopper has their own");
+    assert!(!b.rate_allow("203.0.113.9", now + 199, 200, 5).unwrap());
+    assert!(b.rate_allow("203.0.113.9", now + 200, 200, 5).unwrap(), "one more after an interval");
+    assert!(!a.rate_allow("203.0.113.9", now + 200, 200, 5).unwrap());
+}
+
+fn events_and_consoles_are_shared(kind: &str) {
+    let (a, b) = replicas(kind);
+    assert_eq!(b.last_event_id().unwrap(), 0);
+    let first = a.append_event("c1", "agent", r#"{"text":"您好"}"#).unwrap();
+    let second = b.append_event("c2", "closed", "{}").unwrap();
+    let third = a.append_event("c1", "closed", "{}").unwrap();
+    assert!(first < second && second < third);
+    let all: Vec<i64> = b.events_after(0, None, 10).unwrap().iter().map(|e| e.id).collect();
+    assert_eq!(all, [first, second, third]);
+    let c1 = a.events_after(first, Some("c1"), 10).unwrap();
+    assert_eq!((c1.len(), c1[0].id, c1[0].kind.as_str()), (1, third, "closed"));
+    assert_eq!(a.events_after(0, None, 2).unwrap().len(), 2, "limited");
+
+    let console = |slot: &str, replica: &str, away| xiaoer::store::SharedConsole {
+        slot: slot.into(),
+        name: Some(format!("tab-{slot}")),
+        replica: replica.into(),
+        agent_id: None,
+        away,
+    };
+    a.sync_consoles(&[console("1", "A", false)], &[], 10_000, 5_000).unwrap();
+    let seen = b.sync_consoles(&[console("2", "B", false)], &[], 10_500, 5_500).unwrap();
+    assert_eq!(seen.len(), 2);
+    // Set away through the other replica; a refresh keeps the stored flag.
+    assert_eq!(b.set_console_away("tab-1", true).unwrap(), 1);
+    let seen = a.sync_consoles(&[console("1", "A", false)], &[], 11_000, 6_000).unwrap();
+    assert!(seen.iter().find(|c| c.slot == "1").unwrap().away);
+    // A console gone, and one not refreshed in time (its replica killed), no longer count.
+    let seen = a.sync_consoles(&[], &["1".into()], 20_000, 15_000).unwrap();
+    assert!(seen.is_empty(), "{seen:?}");
+    assert_eq!(a.set_console_away("tab-9", true).unwrap(), 0);
 }

@@ -106,16 +106,40 @@ impl ClientLimiter {
     }
 }
 
+/// Widget routes: one client's requests within `server.rate_per_second`
+/// and `rate_burst`. Counted in this process first (a flood never reaches
+/// the database), then, on a database replicas share, across them (behind
+/// a load balancer each replica sees only part of a shopper's requests).
 pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if let Some(peer) = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()) {
         let client = state.limiter.client(peer, req.headers());
-        if !state.limiter.check(client) {
+        if !state.limiter.check(client) || !shared_check(&state, client).await {
             return ApiError::status(StatusCode::TOO_MANY_REQUESTS, "too many messages; please wait a moment")
                 .retry_after(1)
                 .into_response();
         }
     }
     next.run(req).await
+}
+
+/// The replicas' shared count for `client` (always allowed on a database of
+/// one process; allowed, and logged, when the database cannot say).
+async fn shared_check(state: &AppState, client: IpAddr) -> bool {
+    if !state.services.store.is_shared() {
+        return true;
+    }
+    let s = &state.services.config.server;
+    let interval_ms = (1000 / s.rate_per_second.max(1)).max(1) as i64;
+    let burst = s.rate_burst.max(1) as i64;
+    let now = chrono::Utc::now().timestamp_millis();
+    let client = client.to_string();
+    match super::service(state, move |s| Ok(s.store.rate_allow(&client, now, interval_ms, burst)?)).await {
+        Ok(allowed) => allowed,
+        Err(e) => {
+            tracing::warn!("shared rate limit unavailable: {e:?}");
+            true
+        }
+    }
 }
 
 /// Agent routes: who is calling, from `Authorization: Bearer <token>` (or

@@ -231,6 +231,12 @@ impl Store {
         Store { writer: Mutex::new(conn), readers_open, readers: Mutex::new(Vec::new()), clock: Clock::default() }
     }
 
+    /// Whether replicas may share this database (PostgreSQL): then what each
+    /// process keeps for itself (rate limits) is kept in the database too.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.readers_open, Some(Location::Postgres(_)))
+    }
+
     /// The same store reading the time from `clock`.
     pub fn with_clock(self, clock: Clock) -> Store {
         Store { clock, ..self }
