@@ -9,7 +9,7 @@ BIN := target/release/xiaoer
 # XIAOER_TEST_STORAGE=postgres they run on a real PostgreSQL (tests/common/pg.rs).
 POSTGRES_TESTS := api accounts canned conversation_flow desk_metrics kb_ops learning service_hours stats
 
-.PHONY: run cluster test setup models build index lint bench bench-reference bench-console loadtest eval calibrate clean
+.PHONY: run cluster test setup models build index lint bench bench-reference bench-console loadtest bench-storage eval calibrate clean
 
 ## Set everything up and serve the HTTP API on the sample knowledge base.
 run: setup models build
@@ -57,6 +57,11 @@ bench-console: setup models build
 ## HTTP load test of POST /v1/answer with wrk, and memory at 100k phrasings.
 loadtest: setup models
 	bash scripts/loadtest/run.sh
+
+## POST /v1/answer on SQLite vs PostgreSQL, one replica vs two behind nginx (issue #15;
+## docs/BENCHMARKS.md). Uses target/release/xiaoer as built (`make build` first after changes).
+bench-storage: setup models
+	bash scripts/loadtest/storage.sh
 
 eval: build
 	@for d in ant bq xling; do \

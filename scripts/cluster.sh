@@ -16,7 +16,8 @@
 # (nginx's address, default 127.0.0.1), XIAOER_CLUSTER_PG_PORT (default: a
 # free port from 54320 up), XIAOER_CLUSTER_READY_SECS (how long a replica
 # may take to become ready, default 900: the first start builds its index
-# and embeds every phrasing).
+# and embeds every phrasing), XIAOER_EMBED__THREADS (each replica's model
+# threads, default: the cores divided between the replicas).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -218,6 +219,14 @@ if [ ! -s "$dir/api_key" ]; then
 fi
 api_key=$(cat "$dir/api_key")
 
+# The cores shared out: each replica's model runs on its own threads, which
+# wait for one another by spinning, and two replicas each using every core
+# on one machine fight for them (unique questions on 2 cores: 29 answers/s
+# instead of ~140-170; docs/BENCHMARKS.md). XIAOER_EMBED__THREADS, when set,
+# wins.
+embed_threads=${XIAOER_EMBED__THREADS:-$(($(nproc) / ${#replica_ports[@]}))}
+((embed_threads >= 1)) || embed_threads=1
+
 for i in 1 2; do
   rdir=$dir/replica-$i
   if [ ! -d "$rdir" ]; then
@@ -226,7 +235,7 @@ for i in 1 2; do
     # new replica embedding them again.
     if [ -f "$root/data/vectors.bin" ]; then cp "$root/data/vectors.bin" "$rdir/"; fi
   fi
-  say "starting replica-$i on 127.0.0.1:${replica_ports[i - 1]} (log: $dir/replica-$i.log)"
+  say "starting replica-$i on 127.0.0.1:${replica_ports[i - 1]}, $embed_threads model thread(s) (log: $dir/replica-$i.log)"
   # Trusted proxy 127.0.0.1: nginx, whose X-Forwarded-For names the shopper.
   setsid env \
     XIAOER_SERVER__ADDR="127.0.0.1:${replica_ports[i - 1]}" \
@@ -234,6 +243,7 @@ for i in 1 2; do
     XIAOER_STORAGE__URL="$db_url" \
     XIAOER_SERVER__API_KEY="$api_key" \
     XIAOER_SERVER__TRUSTED_PROXIES='["127.0.0.1"]' \
+    XIAOER_EMBED__THREADS="$embed_threads" \
     "$bin" serve >"$dir/replica-$i.log" 2>&1 &
   echo $! >"$dir/replica-$i.pid"
 done

@@ -78,7 +78,9 @@ pub struct Store {
     /// What readers connect to (None: in memory, reads use the writer).
     readers_open: Option<Location>,
     /// Idle reader connections, reused.
-    readers: Mutex<Vec<Conn>>,
+    readers: Mutex<Readers>,
+    /// Signalled when a reader connection comes back to the pool.
+    reader_back: std::sync::Condvar,
     clock: Clock,
 }
 
@@ -106,6 +108,17 @@ impl Location {
     }
 }
 
+/// Most reader connections a store opens: PostgreSQL's connections are a
+/// shared, bounded resource (its default limit is 100 for all replicas).
+const MAX_READERS: usize = 16;
+
+/// Reader connections: the idle ones, and how many exist in all.
+#[derive(Default)]
+struct Readers {
+    idle: Vec<Conn>,
+    open: usize,
+}
+
 /// A reader connection, returned to the pool when dropped.
 struct Reader<'a> {
     conn: Option<Conn>,
@@ -122,7 +135,12 @@ impl std::ops::Deref for Reader<'_> {
 impl Drop for Reader<'_> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            lock(&self.store.readers).push(conn);
+            let mut readers = lock(&self.store.readers);
+            match conn.is_closed() {
+                true => readers.open -= 1,
+                false => readers.idle.push(conn),
+            }
+            self.store.reader_back.notify_one();
         }
     }
 }
@@ -228,7 +246,13 @@ impl Store {
     }
 
     fn with_writer(conn: Conn, readers_open: Option<Location>) -> Store {
-        Store { writer: Mutex::new(conn), readers_open, readers: Mutex::new(Vec::new()), clock: Clock::default() }
+        Store {
+            writer: Mutex::new(conn),
+            readers_open,
+            readers: Mutex::default(),
+            reader_back: std::sync::Condvar::new(),
+            clock: Clock::default(),
+        }
     }
 
     /// Whether replicas may share this database (PostgreSQL): then what each
@@ -261,17 +285,31 @@ impl Store {
         conn
     }
 
-    /// A connection for reads that does not wait for the writer.
+    /// A connection for reads that does not wait for the writer: an idle
+    /// one, a new one, or, when `MAX_READERS` are busy, the next one back.
     fn read(&self) -> Result<ReadConn<'_>, StoreError> {
         let Some(location) = &self.readers_open else {
             return Ok(ReadConn::Writer(self.conn()));
         };
-        let pooled = std::iter::from_fn(|| lock(&self.readers).pop()).find(|c| !c.is_closed());
-        let conn = match pooled {
-            Some(c) => c,
-            None => location.reader()?,
-        };
-        Ok(ReadConn::Pooled(Reader { conn: Some(conn), store: self }))
+        let mut readers = lock(&self.readers);
+        loop {
+            match readers.idle.pop() {
+                Some(c) if c.is_closed() => readers.open -= 1,
+                Some(c) => return Ok(ReadConn::Pooled(Reader { conn: Some(c), store: self })),
+                None if readers.open < MAX_READERS => break,
+                None => readers = self.reader_back.wait(readers).unwrap_or_else(|e| e.into_inner()),
+            }
+        }
+        readers.open += 1;
+        drop(readers);
+        match location.reader() {
+            Ok(c) => Ok(ReadConn::Pooled(Reader { conn: Some(c), store: self })),
+            Err(e) => {
+                lock(&self.readers).open -= 1;
+                self.reader_back.notify_one();
+                Err(e)
+            }
+        }
     }
 
     pub fn ping(&self) -> Result<(), StoreError> {

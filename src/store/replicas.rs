@@ -107,7 +107,7 @@ impl Store {
         now_ms: i64,
         fresh_since_ms: i64,
     ) -> Result<Vec<SharedConsole>, StoreError> {
-        {
+        if !(live.is_empty() && gone.is_empty()) {
             let conn = self.conn();
             let tx = conn.transaction()?;
             for c in live {
