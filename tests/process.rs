@@ -397,15 +397,20 @@ async fn share_live_events_and_outlive_each_other(kind: &str) {
     let (status, next) = ask(&b.url, json!({"conversation_id": conversation, "text": "好的，我的订单还没发货"})).await;
     assert_eq!(status, StatusCode::OK, "{next}");
     assert_eq!(next["conversation_id"], conversation.as_str());
-    // The stream reconnects to B and replays what came after the last event it saw.
-    let mut again = Sse::open(&format!("{}/v1/conversations/{conversation}/events", b.url), Some(id - 1)).await;
+    // The agent answers while the shopper's stream is down; the stream
+    // reconnects to B and gets what came after the last event it saw.
+    let missed = "已为您查询，订单今天下午发出。";
+    let path = format!("{}/v1/conversations/{conversation}/messages", b.url);
+    let (status, v) = call(reqwest::Method::POST, path, Some(json!({"text": missed}))).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let mut again = Sse::open(&format!("{}/v1/conversations/{conversation}/events", b.url), Some(id)).await;
     let (replayed, data) = again.next_event("agent").await;
-    assert_eq!(replayed, id, "the replay starts after Last-Event-ID");
-    assert_eq!(serde_json::from_str::<Value>(&data).unwrap()["message"]["text"], reply);
+    assert!(replayed > id, "the replay starts after Last-Event-ID");
+    assert_eq!(serde_json::from_str::<Value>(&data).unwrap()["message"]["text"], missed);
     let (status, t) = call(reqwest::Method::GET, format!("{}/v1/conversations/{conversation}", b.url), None).await;
     assert_eq!(status, StatusCode::OK, "{t}");
     let texts: Vec<&str> = t["messages"].as_array().unwrap().iter().filter_map(|m| m["text"].as_str()).collect();
-    for text in ["亲，在吗？我要转人工", reply, "好的，我的订单还没发货"] {
+    for text in ["亲，在吗？我要转人工", reply, "好的，我的订单还没发货", missed] {
         assert!(texts.contains(&text), "{text} lost: {texts:?}");
     }
     drop(again);

@@ -59,6 +59,7 @@ on_both!(
     text_and_numbers_round_trip,
     rate_limits_are_counted_once_across_replicas,
     events_and_consoles_are_shared,
+    a_reader_following_the_log_misses_nothing_while_both_append,
 );
 
 fn turns_through_two_replicas_at_once_are_all_stored(kind: &str) {
@@ -216,4 +217,31 @@ fn events_and_consoles_are_shared(kind: &str) {
     let seen = a.sync_consoles(&[], &["1".into()], 20_000, 15_000).unwrap();
     assert!(seen.is_empty(), "{seen:?}");
     assert_eq!(a.set_console_away("tab-9", true).unwrap(), 0);
+}
+
+fn a_reader_following_the_log_misses_nothing_while_both_append(kind: &str) {
+    let (a, b) = replicas(kind);
+    let writers: Vec<_> = (0..4)
+        .map(|i| {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            std::thread::spawn(move || {
+                (0..25)
+                    .map(|n| store.append_event(&format!("c{i}"), "agent", &format!("{n}")).unwrap())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    // Followed in small batches, as a replica's reader thread does, while they write.
+    let (mut seen, mut cursor) = (Vec::new(), 0);
+    let started = std::time::Instant::now();
+    while seen.len() < 100 {
+        assert!(started.elapsed().as_secs() < 60, "only {} of 100 events read", seen.len());
+        for e in a.events_after(cursor, None, 7).unwrap() {
+            cursor = e.id;
+            seen.push(e.id);
+        }
+    }
+    let mut written: Vec<i64> = writers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    written.sort();
+    assert_eq!(seen, written, "read in order, none skipped, none twice");
 }

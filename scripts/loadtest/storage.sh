@@ -85,7 +85,7 @@ fi
 # names the binary), then PostgreSQL.
 if [ -f "$WORK/pids" ]; then
   while read -r p; do
-    cmd=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) || continue
+    cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline") || continue
     case $cmd in "$BIN"* | *nginx*"$WORK/nginx/"*) kill -TERM "$p" 2>/dev/null || true ;; esac
   done <"$WORK/pids"
   sleep 1

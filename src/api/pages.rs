@@ -16,7 +16,7 @@ use axum::routing::get;
 use tokio_stream::{Stream, StreamExt, wrappers::BroadcastStream};
 
 use super::{ApiError, AppState, service};
-use crate::service::LiveEvent;
+use crate::service::{LiveEvent, Replay};
 use crate::store::Actor;
 
 pub fn routes() -> Router<AppState> {
@@ -43,14 +43,17 @@ async fn stream(
     let conversation = only.clone();
     let replay = match seen {
         Some(after) => service(state, move |s| s.events.replay(after, conversation.as_deref())).await?,
-        None => Vec::new(),
+        None => Replay { events: Vec::new(), after: 0, complete: true },
     };
-    let after = replay.last().map(|e| e.id).or(seen).unwrap_or(0);
+    let (after, complete) = (replay.after, replay.complete);
     let mine = move |e: &LiveEvent| only.as_deref().is_none_or(|id| e.for_shopper(id));
     let mine_too = mine.clone();
-    let replayed = tokio_stream::iter(replay).filter(move |e| mine(e)).map(|e| Ok(sse(&e)));
-    let live = live.filter_map(move |e| {
-        let e = e.ok()?; // a lagging listener skips what it missed
+    let replayed = tokio_stream::iter(replay.events).filter(move |e| mine(e)).map(|e| Ok(sse(&e)));
+    // A stream sent only part of what it missed, or fallen behind the live
+    // events (lagged), ends: the browser reconnects with the last id it got
+    // and the rest comes from the log, so nothing is skipped.
+    let live = live.take_while(move |e| complete && e.is_ok()).filter_map(move |e| {
+        let e = e.ok()?;
         (e.id > after && mine_too(&e)).then(|| Ok(sse(&e)))
     });
     Ok(futures_util::StreamExt::take_until(replayed.chain(live), state.shutdown.clone().cancelled_owned()))

@@ -143,8 +143,9 @@ pub struct Presence {
     consoles: Mutex<HashMap<u64, Console>>,
     /// Consoles that disconnected since the last `sync`.
     gone: Mutex<Vec<u64>>,
-    /// The other replicas' consoles.
-    others: Mutex<Vec<SharedConsole>>,
+    /// The other replicas' consoles, and when they were read (a cache the
+    /// store could not refresh for `CONSOLE_STALE_MS` counts no longer).
+    others: Mutex<(Option<std::time::Instant>, Vec<SharedConsole>)>,
     next: AtomicU64,
 }
 
@@ -196,7 +197,7 @@ impl Presence {
             c.away = away;
             found = true;
         }
-        for c in lock(&self.others).iter_mut().filter(|c| c.name.as_deref() == Some(name)) {
+        for c in lock(&self.others).1.iter_mut().filter(|c| c.name.as_deref() == Some(name)) {
             c.away = away;
             found = true;
         }
@@ -208,13 +209,13 @@ impl Presence {
     /// Consoles connected and not away.
     pub fn present(&self) -> usize {
         let here = lock(&self.consoles).values().filter(|c| !c.away).count();
-        here + lock(&self.others).iter().filter(|c| !c.away).count()
+        here + self.others().iter().filter(|c| !c.away).count()
     }
 
     /// The agents with a console connected and not away, by id.
     pub fn present_agents(&self) -> Vec<i64> {
         let mut ids: Vec<i64> = lock(&self.consoles).values().filter(|c| !c.away).filter_map(|c| c.agent).collect();
-        ids.extend(lock(&self.others).iter().filter(|c| !c.away).filter_map(|c| c.agent_id));
+        ids.extend(self.others().iter().filter(|c| !c.away).filter_map(|c| c.agent_id));
         ids.sort_unstable();
         ids.dedup();
         ids
@@ -245,8 +246,15 @@ impl Presence {
                 local.away = c.away;
             }
         }
-        *lock(&self.others) = others;
+        *lock(&self.others) = (Some(std::time::Instant::now()), others);
         Ok(())
+    }
+
+    /// The other replicas' consoles, unless the last read is too old.
+    fn others(&self) -> Vec<SharedConsole> {
+        let others = lock(&self.others);
+        let fresh = others.0.is_some_and(|at| at.elapsed().as_millis() < CONSOLE_STALE_MS as u128);
+        if fresh { others.1.clone() } else { Vec::new() }
     }
 }
 

@@ -83,9 +83,18 @@ impl From<StoredEvent> for LiveEvent {
     }
 }
 
-/// Most events one replay sends (a day's log may be longer; older ones are
-/// in the transcript the page loads anyway).
+/// Most events one replay sends; a stream that missed more ends after them
+/// and the browser reconnects for the rest.
 const MAX_REPLAY: usize = 1000;
+
+/// What a reconnecting stream missed.
+pub struct Replay {
+    pub events: Vec<LiveEvent>,
+    /// Live events after this id follow the replay.
+    pub after: i64,
+    /// Everything missed is in `events` (else the stream ends after them).
+    pub complete: bool,
+}
 
 pub struct Events {
     store: Arc<Store>,
@@ -116,10 +125,16 @@ impl Events {
         self.tx.subscribe()
     }
 
-    /// What a stream missed after event `after`: one conversation's, or all. Blocking.
-    pub fn replay(&self, after: i64, conversation_id: Option<&str>) -> Result<Vec<LiveEvent>, ServiceError> {
+    /// What a stream missed after event `after`: one conversation's, or all.
+    /// An id the log never reached (another database's) replays nothing. Blocking.
+    pub fn replay(&self, after: i64, conversation_id: Option<&str>) -> Result<Replay, ServiceError> {
+        if after > self.store.last_event_id()? {
+            return Ok(Replay { events: Vec::new(), after: 0, complete: true });
+        }
         let events = self.store.events_after(after, conversation_id, MAX_REPLAY)?;
-        Ok(events.into_iter().map(LiveEvent::from).collect())
+        let complete = events.len() < MAX_REPLAY;
+        let after = events.last().map_or(after, |e| e.id);
+        Ok(Replay { events: events.into_iter().map(LiveEvent::from).collect(), after, complete })
     }
 
     /// Broadcasts the log's events after `cursor`, moving it on.

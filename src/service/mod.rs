@@ -29,7 +29,7 @@ pub use availability::{Offline, OfflineReason, Presence, ServiceConfig, ServiceH
 pub use canned::{Canned, CannedSuggestion, NewCannedReply};
 pub use desk::{Desk, ExportFormat};
 pub use error::ServiceError;
-pub use events::{Event, EventKind, Events, LiveEvent};
+pub use events::{Event, EventKind, Events, LiveEvent, Replay};
 pub use knowledge::{ImportOutcome, KbSummary, Knowledge, PreviewCandidate, RankPreview};
 pub use learning::Learning;
 pub use turns::{
@@ -118,19 +118,25 @@ const SHARED_KEPT_SECS: i64 = 24 * 3600;
 /// It ends when the services are dropped.
 fn follow_replicas(services: &Arc<Services>) -> Result<(), ServiceError> {
     let woken = services.events.take_wakeups().expect("one reader per process");
-    let listener = services.store.listen_events(services.events.waker())?;
-    let poll = if listener.is_some() { EVENTS_POLL_NOTIFIED } else { EVENTS_POLL };
+    let mut listener = services.store.listen_events(services.events.waker())?;
     let mut cursor = services.store.last_event_id()?;
     let weak: Weak<Services> = Arc::downgrade(services);
     let started = Instant::now();
     std::thread::Builder::new()
         .name("xiaoer-replicas".into())
         .spawn(move || {
-            let _listener = listener;
             let (mut shared_at, mut pruned_at) = (started, started);
             loop {
-                let _ = woken.recv_timeout(poll);
+                let notified = listener.as_ref().is_some_and(|l| !l.is_closed());
+                let _ = woken.recv_timeout(if notified { EVENTS_POLL_NOTIFIED } else { EVENTS_POLL });
                 let Some(s) = weak.upgrade() else { return };
+                if s.store.is_shared() && !notified {
+                    // PostgreSQL restarted (or was away): listen again; polled meanwhile.
+                    listener = s.store.listen_events(s.events.waker()).unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "cannot listen for other replicas' events");
+                        None
+                    });
+                }
                 if let Err(e) = s.events.read_on(&mut cursor) {
                     tracing::warn!(error = %e, "cannot read the live event log");
                 }

@@ -82,7 +82,7 @@ impl Store {
         role: AgentRole,
         password_hash: &str,
     ) -> Result<Agent, StoreError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let id: Option<i64> = conn
             .query_row(
                 "INSERT INTO agents (login, display_name, role, password_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -120,7 +120,7 @@ impl Store {
         password_hash: Option<&str>,
         disabled: Option<bool>,
     ) -> Result<Agent, StoreError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let tx = conn.transaction()?;
         agent(&tx, id)?;
         tx.execute(
@@ -146,7 +146,7 @@ impl Store {
     }
 
     pub fn create_session(&self, token_hash: &str, agent_id: i64, expires_at: i64) -> Result<(), StoreError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let now = self.now();
         // Expired sessions go whenever a new one starts: the table stays small.
         conn.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now])?;
@@ -168,7 +168,7 @@ impl Store {
     }
 
     pub fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
-        self.conn().execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
+        self.conn()?.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
         Ok(())
     }
 
@@ -200,7 +200,7 @@ impl Store {
         if present.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
-        let conn = self.conn();
+        let conn = self.conn()?;
         let tx = conn.transaction()?;
         let waiting: Vec<String> = tx
             .prepare(
@@ -253,7 +253,7 @@ impl Store {
         actor: &Actor,
         allowed: impl FnOnce(&Conn, &Conversation, &Actor) -> Result<(), StoreError>,
     ) -> Result<Conversation, StoreError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let tx = conn.transaction()?;
         let c = conversation(&tx, id)?;
         if c.status != ConversationStatus::Handoff {

@@ -52,7 +52,7 @@ impl Store {
         text: &str,
         by: Option<i64>,
     ) -> Result<CannedReply, StoreError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let id = conn.query_row(
             "INSERT INTO canned_replies (agent_id, title, text, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
              RETURNING id",
@@ -64,7 +64,7 @@ impl Store {
     }
 
     pub fn delete_canned_reply(&self, id: i64) -> Result<(), StoreError> {
-        match self.conn().execute("DELETE FROM canned_replies WHERE id = ?1", [id])? {
+        match self.conn()?.execute("DELETE FROM canned_replies WHERE id = ?1", [id])? {
             0 => Err(StoreError::NotFound(format!("canned reply {id}"))),
             _ => Ok(()),
         }

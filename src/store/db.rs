@@ -279,11 +279,19 @@ fn wait<F: Future>(fut: F) -> F::Output {
 type PgConnection = tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>;
 
 /// Connects (on `pg_runtime`, at most 10 s); the caller drives the socket.
+///
+/// Waits are bounded, so a replica that stalls while holding the write lock
+/// (stopped, cut off) cannot hold up the others: waiting for a lock gives
+/// up after 10 s, an idle open transaction is ended by the server after
+/// 60 s, and a silent peer is noticed by TCP keepalives after 30 s.
 fn pg_open(url: &str) -> Result<(tokio_postgres::Client, PgConnection)> {
-    let url = url.to_string();
+    let mut config: tokio_postgres::Config = url.parse()?;
+    config
+        .options("-c lock_timeout=10s -c idle_in_transaction_session_timeout=60s")
+        .keepalives_idle(std::time::Duration::from_secs(30))
+        .connect_timeout(std::time::Duration::from_secs(10));
     let connecting = pg_runtime().spawn(async move {
-        tokio::time::timeout(std::time::Duration::from_secs(10), tokio_postgres::connect(&url, tokio_postgres::NoTls))
-            .await
+        tokio::time::timeout(std::time::Duration::from_secs(10), config.connect(tokio_postgres::NoTls)).await
     });
     Ok(wait(connecting)
         .map_err(|e| DbError::Connect(e.to_string()))?
@@ -455,6 +463,13 @@ pub struct Listener {
     task: tokio::task::JoinHandle<()>,
 }
 
+impl Listener {
+    /// Whether notifications stopped (PostgreSQL restarted): listen again.
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed() || self.task.is_finished()
+    }
+}
+
 impl Drop for Listener {
     fn drop(&mut self) {
         self.task.abort();
@@ -484,9 +499,12 @@ pub struct Transaction<'a> {
 }
 
 impl Transaction<'_> {
+    /// Commits; when that fails the transaction is rolled back (on drop),
+    /// so the connection is never left inside it.
     pub fn commit(mut self) -> Result<()> {
+        self.conn.execute_batch("COMMIT")?;
         self.done = true;
-        self.conn.execute_batch("COMMIT")
+        Ok(())
     }
 }
 

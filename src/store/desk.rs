@@ -269,7 +269,7 @@ impl Store {
     /// The shopper's survey (score 1–5, optional comment) of the conversation's
     /// latest handoff, once an agent has closed it; one answer per handoff.
     pub fn answer_survey(&self, conversation_id: &str, score: i64, comment: Option<&str>) -> Result<(), StoreError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let tx = conn.transaction()?;
         conversation(&tx, conversation_id)?;
         let ticket: Option<(i64, Option<i64>)> = tx

@@ -3,11 +3,13 @@
 //! edits, in SQLite (embedded, WAL; the default) or PostgreSQL (replicas
 //! sharing one database), chosen by the storage URL.
 //!
-//! Synchronous on purpose: the services call it from blocking threads. One
-//! writer connection behind a mutex serialises this process's writes, and
-//! each writing transaction holds the database's write lock (see `db`), so
-//! replicas serialise too; reads take a connection from a small pool, so
-//! they never queue behind a write. Every multi-row change is one
+//! Synchronous on purpose: the services call it from blocking threads. On
+//! SQLite one writer connection behind a mutex takes this process's writes
+//! (SQLite serialises them anyway) and reads take read-only connections
+//! from a small pool, so they never queue behind a write (WAL). On
+//! PostgreSQL reads and writes take any connection from the pool. Each
+//! writing transaction holds the database's write lock (see `db`), so
+//! processes on one database serialise their transactions. Every multi-row change is one
 //! transaction, so a crash or a concurrent request never leaves half a turn
 //! behind, and counters are updated relative to the stored value inside it.
 //! Depends on `kb` (the edit type) and `decision` (its action and reason).
@@ -74,8 +76,9 @@ pub enum StoreError {
 }
 
 pub struct Store {
-    writer: Mutex<Conn>,
-    /// What readers connect to (None: in memory, reads use the writer).
+    /// SQLite's one writing connection (None on PostgreSQL: the pool writes).
+    writer: Option<Mutex<Conn>>,
+    /// What pooled connections connect to (None: in memory, the writer does everything).
     readers_open: Option<Location>,
     /// Idle reader connections, reused.
     readers: Mutex<Readers>,
@@ -108,21 +111,28 @@ impl Location {
     }
 }
 
-/// Most reader connections a store opens: PostgreSQL's connections are a
-/// shared, bounded resource (its default limit is 100 for all replicas).
-const MAX_READERS: usize = 16;
+/// Most pooled connections a store opens (SQLite: its readers; PostgreSQL:
+/// all), since PostgreSQL's connections are shared by every replica (100
+/// by default).
+const MAX_POOLED: usize = 16;
+/// Of those, most that write at once (PostgreSQL): writers waiting for the
+/// database's write lock never take every connection from the reads.
+const MAX_WRITING: usize = 8;
 
-/// Reader connections: the idle ones, and how many exist in all.
+/// Pooled connections: the idle ones, how many exist in all, and how many write.
 #[derive(Default)]
 struct Readers {
     idle: Vec<Conn>,
     open: usize,
+    writing: usize,
 }
 
-/// A reader connection, returned to the pool when dropped.
+/// A pooled connection, returned to the pool when dropped.
 struct Reader<'a> {
     conn: Option<Conn>,
     store: &'a Store,
+    /// Taken to write (counted in `writing`).
+    writes: bool,
 }
 
 impl std::ops::Deref for Reader<'_> {
@@ -136,27 +146,28 @@ impl Drop for Reader<'_> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
             let mut readers = lock(&self.store.readers);
+            readers.writing -= self.writes as usize;
             match conn.is_closed() {
                 true => readers.open -= 1,
                 false => readers.idle.push(conn),
             }
-            self.store.reader_back.notify_one();
+            self.store.reader_back.notify_all();
         }
     }
 }
 
-/// Reads either from a pooled reader or, in memory, from the writer.
-enum ReadConn<'a> {
+/// A connection held for a while: a pooled one, or SQLite's writer.
+enum Held<'a> {
     Pooled(Reader<'a>),
     Writer(MutexGuard<'a, Conn>),
 }
 
-impl std::ops::Deref for ReadConn<'_> {
+impl std::ops::Deref for Held<'_> {
     type Target = Conn;
     fn deref(&self) -> &Conn {
         match self {
-            ReadConn::Pooled(r) => r,
-            ReadConn::Writer(w) => w,
+            Held::Pooled(r) => r,
+            Held::Writer(w) => w,
         }
     }
 }
@@ -229,12 +240,16 @@ impl Store {
         let applied = |c: &Conn| c.query_row("PRAGMA user_version", (), |r| r.get::<usize>(0));
         let record = |c: &Conn, n: usize| c.execute_batch(&format!("PRAGMA user_version = {n}"));
         migrate(&conn, SQLITE_MIGRATIONS, applied, record)?;
-        Ok(Store::with_writer(conn, readers))
+        Ok(Store::with_connections(Some(conn), readers))
     }
 
     fn open_postgres(url: &str) -> Result<Store, StoreError> {
         let conn = Conn::postgres(url)?;
-        conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;
+        // Under the write lock: replicas starting together on a new database
+        // would otherwise race to create it.
+        let tx = conn.transaction()?;
+        tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;
+        tx.commit()?;
         let applied = |c: &Conn| c.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", (), |r| r.get(0));
         let record = |c: &Conn, n: usize| {
             c.execute("DELETE FROM schema_version", ())?;
@@ -242,12 +257,15 @@ impl Store {
             Ok(())
         };
         migrate(&conn, POSTGRES_MIGRATIONS, applied, record)?;
-        Ok(Store::with_writer(conn, Some(Location::Postgres(url.to_string()))))
+        let store = Store::with_connections(None, Some(Location::Postgres(url.to_string())));
+        // The migrating connection is the pool's first.
+        *lock(&store.readers) = Readers { idle: vec![conn], open: 1, writing: 0 };
+        Ok(store)
     }
 
-    fn with_writer(conn: Conn, readers_open: Option<Location>) -> Store {
+    fn with_connections(writer: Option<Conn>, readers_open: Option<Location>) -> Store {
         Store {
-            writer: Mutex::new(conn),
+            writer: writer.map(Mutex::new),
             readers_open,
             readers: Mutex::default(),
             reader_back: std::sync::Condvar::new(),
@@ -271,42 +289,50 @@ impl Store {
         self.clock.now()
     }
 
-    /// The one writer connection (connected again when PostgreSQL dropped it).
-    fn conn(&self) -> MutexGuard<'_, Conn> {
-        let mut conn = lock(&self.writer);
-        if conn.is_closed()
-            && let Some(Location::Postgres(url)) = &self.readers_open
-        {
-            match Conn::postgres(url) {
-                Ok(fresh) => *conn = fresh,
-                Err(e) => tracing::warn!("reconnecting to the database: {e}"),
-            }
+    /// A connection to write with: SQLite's writer, or a pooled one.
+    fn conn(&self) -> Result<Held<'_>, StoreError> {
+        match &self.writer {
+            Some(writer) => Ok(Held::Writer(lock(writer))),
+            None => self.pooled(true),
         }
-        conn
     }
 
-    /// A connection for reads that does not wait for the writer: an idle
-    /// one, a new one, or, when `MAX_READERS` are busy, the next one back.
-    fn read(&self) -> Result<ReadConn<'_>, StoreError> {
-        let Some(location) = &self.readers_open else {
-            return Ok(ReadConn::Writer(self.conn()));
-        };
+    /// A connection for reads that does not wait for SQLite's writer.
+    fn read(&self) -> Result<Held<'_>, StoreError> {
+        match self.readers_open {
+            Some(_) => self.pooled(false),
+            None => self.conn(),
+        }
+    }
+
+    /// A pooled connection: an idle one, a new one, or, when `MAX_POOLED`
+    /// are busy, the next one back (a dropped one is connected again).
+    fn pooled(&self, writes: bool) -> Result<Held<'_>, StoreError> {
+        let location = self.readers_open.as_ref().expect("pooled connections have a location");
+        let wait = |r| self.reader_back.wait(r).unwrap_or_else(|e| e.into_inner());
         let mut readers = lock(&self.readers);
+        while writes && readers.writing >= MAX_WRITING {
+            readers = wait(readers);
+        }
+        readers.writing += writes as usize;
+        let held = |conn| Held::Pooled(Reader { conn: Some(conn), store: self, writes });
         loop {
             match readers.idle.pop() {
                 Some(c) if c.is_closed() => readers.open -= 1,
-                Some(c) => return Ok(ReadConn::Pooled(Reader { conn: Some(c), store: self })),
-                None if readers.open < MAX_READERS => break,
-                None => readers = self.reader_back.wait(readers).unwrap_or_else(|e| e.into_inner()),
+                Some(c) => return Ok(held(c)),
+                None if readers.open < MAX_POOLED => break,
+                None => readers = wait(readers),
             }
         }
         readers.open += 1;
         drop(readers);
         match location.reader() {
-            Ok(c) => Ok(ReadConn::Pooled(Reader { conn: Some(c), store: self })),
+            Ok(c) => Ok(held(c)),
             Err(e) => {
-                lock(&self.readers).open -= 1;
-                self.reader_back.notify_one();
+                let mut readers = lock(&self.readers);
+                readers.open -= 1;
+                readers.writing -= writes as usize;
+                self.reader_back.notify_all();
                 Err(e)
             }
         }
@@ -324,7 +350,7 @@ impl Store {
         product_id: Option<&str>,
     ) -> Result<Conversation, StoreError> {
         let now = self.now();
-        self.conn().execute(
+        self.conn()?.execute(
             "INSERT INTO conversations (id, status, locale, product_id, created_at, updated_at) VALUES (?1, 'bot', ?2, ?3, ?4, ?4)",
             params![id, locale, product_id, now],
         )?;
@@ -341,7 +367,7 @@ impl Store {
     /// conversation's new state and, on handoff, an open ticket.
     /// Returns the decision's id (when there was one), for ratings.
     pub fn record_turn(&self, turn: &TurnRecord) -> Result<Option<i64>, StoreError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let tx = conn.transaction()?;
         let now = self.now();
         let status: ConversationStatus = tx
@@ -406,7 +432,7 @@ impl Store {
     /// conversation; the latest rating counts. A decision of another
     /// conversation is "not found", so ids cannot be probed.
     pub fn rate(&self, decision_id: i64, conversation_id: &str, helpful: bool) -> Result<(), StoreError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let action: Option<Action> = conn
             .query_row(
                 "SELECT action FROM decisions WHERE id = ?1 AND conversation_id = ?2",
@@ -557,7 +583,7 @@ impl Store {
 
     /// Appends an agent's reply.
     pub fn add_agent_message(&self, conversation_id: &str, text: &str, actor: &Actor) -> Result<Message, StoreError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let tx = conn.transaction()?;
         let message = insert_agent_message(&tx, conversation_id, text, actor, self.now())?;
         tx.commit()?;
@@ -659,7 +685,7 @@ impl Store {
         contact: &str,
         text: &str,
     ) -> Result<Message, StoreError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let tx = conn.transaction()?;
         let now = self.now();
         let updated = tx.execute(
@@ -713,7 +739,7 @@ impl Store {
         message_id: Option<i64>,
         drafts: &[Draft],
     ) -> Result<Vec<Suggestion>, StoreError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let tx = conn.transaction()?;
         let now = self.now();
         let mut out = Vec::with_capacity(drafts.len());
@@ -746,7 +772,7 @@ impl Store {
         final_text: Option<&str>,
         actor: &Actor,
     ) -> Result<FeedbackRecord, StoreError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let tx = conn.transaction()?;
         let now = self.now();
         let (conversation_id, suggested): (String, String) = tx
@@ -794,7 +820,7 @@ impl Store {
         agent_id: Option<i64>,
         expected: Option<i64>,
     ) -> Result<i64, StoreError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         // IMMEDIATE: the version check and the insert hold the write lock
         // together, also against another process on the same database.
         let tx = conn.transaction()?;
@@ -872,7 +898,7 @@ impl Store {
 
     /// Adds a pending proposal unless the same one is already pending.
     pub fn add_proposal(&self, p: &NewProposal) -> Result<(), StoreError> {
-        self.conn().execute(
+        self.conn()?.execute(
             "INSERT INTO proposals (kind, faq_id, text, count, examples, status, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6) ON CONFLICT DO NOTHING",
             params![
@@ -903,7 +929,7 @@ impl Store {
 
     /// Marks a pending proposal approved or dismissed.
     pub fn decide_proposal(&self, id: i64, status: ProposalStatus) -> Result<(), StoreError> {
-        let changed = self.conn().execute(
+        let changed = self.conn()?.execute(
             "UPDATE proposals SET status = ?2, decided_at = ?3 WHERE id = ?1 AND status = 'pending'",
             params![id, status, self.now()],
         )?;
@@ -917,7 +943,7 @@ impl Store {
     /// Closes a conversation and its open ticket: its owner, an admin, or
     /// anyone while it is unowned; closing a closed one is a conflict.
     pub fn close(&self, id: &str, actor: &Actor) -> Result<Conversation, StoreError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let tx = conn.transaction()?;
         let now = self.now();
         let c = conversation(&tx, id)?;

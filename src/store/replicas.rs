@@ -32,7 +32,7 @@ impl Store {
     /// visible in order (a reader past id N never misses a smaller one);
     /// on PostgreSQL the commit notifies the listening replicas.
     pub fn append_event(&self, conversation_id: &str, kind: &str, body: &str) -> Result<i64, StoreError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let tx = conn.transaction()?;
         let id = tx.query_row(
             "INSERT INTO events (conversation_id, kind, body, created_at) VALUES (?1, ?2, ?3, ?4) RETURNING id",
@@ -89,7 +89,7 @@ impl Store {
 
     /// Forgets events, consoles and rate limits older than `before` (unix seconds).
     pub fn prune_shared(&self, before: i64) -> Result<(), StoreError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         conn.execute("DELETE FROM events WHERE created_at < ?1", [before])?;
         conn.execute("DELETE FROM consoles WHERE seen_at < ?1", [before * 1000])?;
         conn.execute("DELETE FROM rate_limits WHERE tat < ?1", [before * 1000])?;
@@ -108,7 +108,7 @@ impl Store {
         fresh_since_ms: i64,
     ) -> Result<Vec<SharedConsole>, StoreError> {
         if !(live.is_empty() && gone.is_empty()) {
-            let conn = self.conn();
+            let conn = self.conn()?;
             let tx = conn.transaction()?;
             for c in live {
                 tx.execute(
@@ -142,14 +142,14 @@ impl Store {
     /// Marks the consoles called `name` away or back, whichever replica
     /// they are connected to; how many there were.
     pub fn set_console_away(&self, name: &str, away: bool) -> Result<usize, StoreError> {
-        Ok(self.conn().execute("UPDATE consoles SET away = ?2 WHERE name = ?1", params![name, away])?)
+        Ok(self.conn()?.execute("UPDATE consoles SET away = ?2 WHERE name = ?1", params![name, away])?)
     }
 
     /// One request of `client` at `now_ms` under a limit of one per
     /// `interval_ms` with bursts of `burst` (GCRA, shared by replicas):
     /// whether it is allowed. A refused request changes nothing.
     pub fn rate_allow(&self, client: &str, now_ms: i64, interval_ms: i64, burst: i64) -> Result<bool, StoreError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         Ok(rate_allow(&conn, client, now_ms, interval_ms, burst)?.is_some())
     }
 }
