@@ -23,6 +23,27 @@ fn replicas(kind: &str) -> (Arc<Store>, Arc<Store>) {
     (Arc::new(Store::open_url(&url).unwrap()), Arc::new(Store::open_url(&url).unwrap()))
 }
 
+/// `n` threads at once, the even ones on replica `a`, the odd ones on `b`;
+/// started, not yet joined (see `joined`).
+fn on_both<T: Send + 'static>(
+    a: &Arc<Store>,
+    b: &Arc<Store>,
+    n: usize,
+    f: impl Fn(usize, Arc<Store>) -> T + Send + Sync + 'static,
+) -> Vec<std::thread::JoinHandle<T>> {
+    let f = Arc::new(f);
+    (0..n)
+        .map(|i| {
+            let (store, f) = (if i % 2 == 0 { a.clone() } else { b.clone() }, f.clone());
+            std::thread::spawn(move || f(i, store))
+        })
+        .collect()
+}
+
+fn joined<T>(threads: Vec<std::thread::JoinHandle<T>>) -> Vec<T> {
+    threads.into_iter().map(|t| t.join().unwrap()).collect()
+}
+
 fn turn(conversation: &str, text: &str, handoff: bool) -> TurnRecord {
     TurnRecord {
         conversation_id: conversation.into(),
@@ -64,19 +85,13 @@ on_both!(
 
 fn turns_through_two_replicas_at_once_are_all_stored(kind: &str) {
     let (a, b) = replicas(kind);
-    let threads: Vec<_> = (0..8)
-        .map(|i| {
-            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
-            std::thread::spawn(move || {
-                let id = format!("c{i}");
-                store.create_conversation(&id, "zh-CN", None).unwrap();
-                for n in 0..5 {
-                    store.record_turn(&turn(&id, &format!("亲，在吗？第{n}个问题：可以退货吗"), n == 4)).unwrap();
-                }
-            })
-        })
-        .collect();
-    threads.into_iter().for_each(|t| t.join().unwrap());
+    joined(on_both(&a, &b, 8, |i, store| {
+        let id = format!("c{i}");
+        store.create_conversation(&id, "zh-CN", None).unwrap();
+        for n in 0..5 {
+            store.record_turn(&turn(&id, &format!("亲，在吗？第{n}个问题：可以退货吗"), n == 4)).unwrap();
+        }
+    }));
     for i in 0..8 {
         let t = b.transcript(&format!("c{i}")).unwrap();
         // 5 shopper messages, 4 bot answers, 5 decisions; the last turn handed off.
@@ -98,15 +113,10 @@ fn one_conversation_is_taken_by_one_agent_only(kind: &str) {
     let agents: Vec<_> = (0..6)
         .map(|i| a.create_agent(&format!("agent{i}"), &format!("小{i}"), AgentRole::Agent, "hash").unwrap())
         .collect();
-    let threads: Vec<_> = agents
-        .into_iter()
-        .enumerate()
-        .map(|(i, agent)| {
-            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
-            std::thread::spawn(move || store.take("c", &Actor { agent: Some(agent) }).is_ok())
-        })
-        .collect();
-    let won = threads.into_iter().map(|t| t.join().unwrap()).filter(|ok| *ok).count();
+    let takes = on_both(&a, &b, agents.len(), move |i, store| {
+        store.take("c", &Actor { agent: Some(agents[i].clone()) }).is_ok()
+    });
+    let won = joined(takes).into_iter().filter(|ok| *ok).count();
     assert_eq!(won, 1, "exactly one agent takes the conversation");
     let owner = b.conversation("c").unwrap().owner_id.expect("owned");
     // The others are refused by name, through either replica.
@@ -119,24 +129,19 @@ fn one_conversation_is_taken_by_one_agent_only(kind: &str) {
 
 fn concurrent_knowledge_edits_get_one_version_each(kind: &str) {
     let (a, b) = replicas(kind);
-    let threads: Vec<_> = (0..10)
-        .map(|i| {
-            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
-            std::thread::spawn(move || {
-                // Derive from the version read, store only if it is still current (as the service does).
-                loop {
-                    let (_, version) = store.edits().unwrap();
-                    let edit = FaqEdit { id: format!("faq-{i}"), entry: None };
-                    match store.save_edits(&[edit], None, Some(version)) {
-                        Ok(v) => return v,
-                        Err(StoreError::StaleKnowledge { .. }) => continue,
-                        Err(e) => panic!("{e}"),
-                    }
-                }
-            })
-        })
-        .collect();
-    let mut versions: Vec<i64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let edits = on_both(&a, &b, 10, |i, store| {
+        // Derive from the version read, store only if it is still current (as the service does).
+        loop {
+            let (_, version) = store.edits().unwrap();
+            let edit = FaqEdit { id: format!("faq-{i}"), entry: None };
+            match store.save_edits(&[edit], None, Some(version)) {
+                Ok(v) => return v,
+                Err(StoreError::StaleKnowledge { .. }) => continue,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    });
+    let mut versions: Vec<i64> = joined(edits);
     versions.sort();
     assert_eq!(versions, (1..=10).collect::<Vec<_>>(), "every edit landed, each a version of its own");
     let (edits, version) = b.edits().unwrap();
@@ -172,13 +177,8 @@ fn rate_limits_are_counted_once_across_replicas(kind: &str) {
     let (a, b) = replicas(kind);
     let now = 1_795_449_600_000;
     // 20 requests of one shopper at one instant through both replicas; a burst of 5.
-    let threads: Vec<_> = (0..20)
-        .map(|i| {
-            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
-            std::thread::spawn(move || store.rate_allow("203.0.113.9", now, 200, 5).unwrap())
-        })
-        .collect();
-    let allowed = threads.into_iter().map(|t| t.join().unwrap()).filter(|ok| *ok).count();
+    let requests = on_both(&a, &b, 20, move |_, store| store.rate_allow("203.0.113.9", now, 200, 5).unwrap());
+    let allowed = joined(requests).into_iter().filter(|ok| *ok).count();
     assert_eq!(allowed, 5, "the burst is shared, not per replica");
     assert!(a.rate_allow("198.51.100.7", now, 200, 5).unwrap(), "another shopper has their own");
     assert!(!b.rate_allow("203.0.113.9", now + 199, 200, 5).unwrap());
@@ -221,16 +221,9 @@ fn events_and_consoles_are_shared(kind: &str) {
 
 fn a_reader_following_the_log_misses_nothing_while_both_append(kind: &str) {
     let (a, b) = replicas(kind);
-    let writers: Vec<_> = (0..4)
-        .map(|i| {
-            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
-            std::thread::spawn(move || {
-                (0..25)
-                    .map(|n| store.append_event(&format!("c{i}"), "agent", &format!("{n}")).unwrap())
-                    .collect::<Vec<_>>()
-            })
-        })
-        .collect();
+    let writers = on_both(&a, &b, 4, |i, store| {
+        (0..25).map(|n| store.append_event(&format!("c{i}"), "agent", &format!("{n}")).unwrap()).collect::<Vec<_>>()
+    });
     // Followed in small batches, as a replica's reader thread does, while they write.
     let (mut seen, mut cursor) = (Vec::new(), 0);
     let started = std::time::Instant::now();
@@ -241,7 +234,7 @@ fn a_reader_following_the_log_misses_nothing_while_both_append(kind: &str) {
             seen.push(e.id);
         }
     }
-    let mut written: Vec<i64> = writers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    let mut written: Vec<i64> = joined(writers).into_iter().flatten().collect();
     written.sort();
     assert_eq!(seen, written, "read in order, none skipped, none twice");
 }
