@@ -115,12 +115,12 @@ pub fn eval(config: Config, queries: &Path, modes: Vec<Mode>, json: bool) -> Res
         true => Some(Arc::new(Embedder::load(&config.model_dir, config.embed.cache_size)?)),
         false => None,
     };
-    let calibration = config.decision.calibration.clone();
     let engine = eval_engine(config, model)?;
+    let (cfg, verifier) = (&engine.config.decision, engine.calibration());
     let mut reports = Vec::new();
     for m in modes {
         let bar = progress_bar(queries.len(), &format!("queries ({})", m.name()));
-        reports.push(evaluate(&engine.retriever, m, &queries, &calibration, || bar.inc(1))?);
+        reports.push(evaluate(&engine.retriever, m, &queries, cfg, &verifier, || bar.inc(1))?);
         bar.finish_and_clear();
     }
     if json {
@@ -180,7 +180,6 @@ pub fn eval_conversations_learning(config: Config, queries: &Path) -> Result<()>
 pub fn eval_learning(config: Config, queries: &Path) -> Result<()> {
     let queries = load_queries(queries)?;
     let model = Arc::new(Embedder::load(&config.model_dir, config.embed.cache_size)?);
-    let calibration = config.decision.calibration.clone();
     let pos: Vec<_> = queries.into_iter().filter(|q| q.is_pos()).collect();
     let (held_in, held_out): (Vec<_>, Vec<_>) = pos.iter().cloned().enumerate().partition(|(i, _)| i % 2 == 0);
     let held_in: Vec<_> = held_in.into_iter().map(|(_, q)| q).collect();
@@ -194,7 +193,8 @@ pub fn eval_learning(config: Config, queries: &Path) -> Result<()> {
         c.retrieval.mode = Mode::Hybrid;
         let engine = Engine::with_kb_and_model(c, kb, IndexStorage::InMemory, Some(model.clone()), &|_, _| {})?;
         for (set, qs) in [("approved (held-in)", &held_in), ("others (held-out)", &held_out)] {
-            let r = evaluate(&engine.retriever, Mode::Hybrid, qs, &calibration, || {})?;
+            let r =
+                evaluate(&engine.retriever, Mode::Hybrid, qs, &engine.config.decision, &engine.calibration(), || {})?;
             println!("  {name:<8} {set:<22} {:>8.3} {:>8.3} {:>8.3}", r.recall_at_1, r.recall_at_5, r.mrr_at_10);
         }
     }
@@ -557,5 +557,15 @@ fn print_report(r: &EvalReport) {
     if !r.decision_curve.is_empty() {
         println!("  decision (calibrated confidence):");
         print_curve(&r.decision_curve);
+    }
+    if let Some(p) = &r.operating_point {
+        println!(
+            "  decision as served (the knowledge base's verifier, target {:.2}): auto-answer {:.1}% of queries ({}), precision {:.3}, {:.1}% of pos answered correctly",
+            p.target_precision,
+            100.0 * p.auto_answer_rate,
+            p.answered,
+            p.precision,
+            100.0 * p.pos_coverage
+        );
     }
 }

@@ -7,10 +7,11 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use xiaoer::config::Config;
-use xiaoer::embed::Embedder;
+use xiaoer::embed::{Embedder, Role};
 use xiaoer::engine::{Engine, IndexStorage};
 use xiaoer::index::Filter;
 use xiaoer::kb::{KbOptions, load_dir};
+use xiaoer::retrieval::Mode;
 use xiaoer::text::detect_locale;
 
 fn model() -> Arc<Embedder> {
@@ -67,6 +68,39 @@ fn weaker_cross_lingual_matches_still_reach_the_clarify_choices() {
         "{:?}",
         hits.iter().map(|c| &r.faq(c).id).collect::<Vec<_>>()
     );
+}
+
+#[test]
+fn questions_in_another_script_rank_by_meaning_alone() {
+    // An English question shares no terms with the Chinese phrasings: what
+    // BM25 finds (a brand, a number) is accident, so its fused score is the
+    // cosine; a Chinese question still gets BM25's share.
+    let r = &engine().retriever;
+    let filter = Filter { product_id: None, now: Some(NOW) };
+    let q = "Can I use my 88VIP discount on this?";
+    let english = r.search(q, &filter, 5).unwrap();
+    assert!(english.iter().all(|c| c.score == c.cosine), "{english:?}");
+    let mut all = r.candidates(q, &filter, 50, Mode::Hybrid).unwrap();
+    assert!(all.iter().any(|c| c.bm25 > 0.0), "88VIP matches lexically: {all:?}");
+    all.sort_by(|a, b| b.cosine.total_cmp(&a.cosine).then(a.faq.cmp(&b.faq)));
+    let faqs = |list: &[xiaoer::retrieval::Candidate]| list.iter().take(5).map(|c| c.faq).collect::<Vec<_>>();
+    assert_eq!(faqs(&english), faqs(&all));
+    let chinese = r.search("神仙水是正品吗", &filter, 5).unwrap();
+    assert!(chinese.iter().any(|c| c.bm25 > 0.0 && c.score > c.cosine), "{chinese:?}");
+}
+
+#[test]
+fn texts_prefetched_in_one_pass_equal_texts_embedded_alone() {
+    let model = Embedder::load(&Config::default().model_dir, 8).unwrap();
+    let texts = ["神仙水 这个孕妇可以用吗", "这个孕妇可以用吗", "  这个   孕妇可以用吗 "];
+    model.prefetch_queries(&texts).unwrap();
+    for text in texts {
+        let alone =
+            model.embed(&[text.split_whitespace().collect::<Vec<_>>().join(" ").as_str()], Role::Query).unwrap();
+        let cached = model.embed_query(text).unwrap();
+        let diff = alone[0].iter().zip(cached.iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(diff < 1e-5, "{text:?}: {diff}");
+    }
 }
 
 #[test]

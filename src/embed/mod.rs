@@ -267,13 +267,49 @@ impl Embedder {
     /// is the text with whitespace runs collapsed, which is also what gets
     /// embedded, so neither the cache nor batching changes a result.
     pub fn embed_query(&self, text: &str) -> Result<Arc<[f32]>, EmbedError> {
-        let key = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let key = query_key(text);
         if let Some(v) = lock(&self.cache).get(&key) {
             return Ok(v.clone());
         }
         let v = self.embed_batched(key.clone())?;
         lock(&self.cache).put(key, v.clone());
         Ok(v)
+    }
+
+    /// Puts the embeddings of those `texts` the cache lacks into it, computed
+    /// in one batched pass: a message read several ways (whole, clause by
+    /// clause, with the page's product) costs one model pass, not one each.
+    pub fn prefetch_queries(&self, texts: &[&str]) -> Result<(), EmbedError> {
+        let mut missing: Vec<String> = Vec::new();
+        {
+            let cache = lock(&self.cache);
+            for key in texts.iter().map(|t| query_key(t)) {
+                if !cache.contains(&key) && !missing.contains(&key) {
+                    missing.push(key);
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let refs: Vec<&str> = missing.iter().map(String::as_str).collect();
+        let vectors = self.query_pass(&refs)?;
+        let mut cache = lock(&self.cache);
+        for (key, v) in missing.into_iter().zip(vectors) {
+            cache.put(key, v.into());
+        }
+        Ok(())
+    }
+
+    /// One model pass over queries, told to the pass observers.
+    fn query_pass(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let started = std::time::Instant::now();
+        let vectors = self.embed(texts, Role::Query);
+        let took = started.elapsed();
+        for observe in self.pass_observers.read().unwrap_or_else(|poisoned| poisoned.into_inner()).iter() {
+            observe(texts.len(), took);
+        }
+        vectors
     }
 
     /// Adds a function told (queries, duration) after each batched query pass.
@@ -300,12 +336,7 @@ impl Embedder {
             drop(state);
             let guard = RunningGuard(&self.batcher);
             let texts: Vec<&str> = batch.iter().map(|(_, t)| t.as_str()).collect();
-            let started = std::time::Instant::now();
-            let vectors = self.embed(&texts, Role::Query);
-            let took = started.elapsed();
-            for observe in self.pass_observers.read().unwrap_or_else(|poisoned| poisoned.into_inner()).iter() {
-                observe(batch.len(), took);
-            }
+            let vectors = self.query_pass(&texts);
             state = lock(&self.batcher.state);
             match vectors {
                 Ok(vectors) => {
@@ -318,6 +349,11 @@ impl Embedder {
             state = lock(&self.batcher.state);
         }
     }
+}
+
+/// What a query is cached under, and what is embedded: whitespace runs collapsed.
+fn query_key(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 pub fn l2_normalize(v: &mut [f32]) {

@@ -11,10 +11,11 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::decision::Calibration;
+use crate::decision::{Calibration, Confidence, DecisionConfig, KbCalibration, ScriptGroup};
 use crate::index::Filter;
 use crate::kb::{KnowledgeBase, Problem};
-use crate::retrieval::{Candidate, Features, Fusion, Mode, RetrievalError, Retriever};
+use crate::retrieval::{Candidate, Features, Fusion, Mode, ProductContext, RetrievalError, Retriever};
+use crate::text::detect_locale;
 
 /// One labelled query. `kind` is `pos` (gold FAQs given), `oos_in` (in
 /// domain, no FAQ matches) or `oos_out` (off topic).
@@ -76,6 +77,23 @@ pub struct EvalReport {
     /// Hybrid only: auto-answer precision / coverage over the calibrated
     /// confidence the decision uses, at fixed thresholds.
     pub decision_curve: Vec<CurvePoint>,
+    /// Hybrid only: what the decision answers automatically, judged as the
+    /// service judges (the knowledge base's own verifier for the query's
+    /// script group at its threshold, else the configured calibration).
+    pub operating_point: Option<DecisionPoint>,
+}
+
+/// The decision's own operating point on a labelled set.
+#[derive(Debug, Clone, Serialize)]
+pub struct DecisionPoint {
+    /// The verifier's target (what its threshold was chosen for).
+    pub target_precision: f32,
+    pub answered: usize,
+    pub precision: f64,
+    /// Share of all queries answered automatically.
+    pub auto_answer_rate: f64,
+    /// Share of `pos` queries answered automatically and correctly.
+    pub pos_coverage: f64,
 }
 
 /// Confidence thresholds reported in the decision curve.
@@ -88,12 +106,15 @@ struct Outcome {
 }
 
 /// Runs every query through `retriever` in `mode`; `tick` is called once per
-/// query. `calibration` turns hybrid scores into the decision's confidence.
+/// query. `cfg`'s calibration turns hybrid scores into the decision curve's
+/// confidence; `verifier` (the knowledge base's own) and `cfg` give the
+/// decision's operating point.
 pub fn evaluate(
     retriever: &Retriever,
     mode: Mode,
     queries: &[EvalQuery],
-    calibration: &Calibration,
+    cfg: &DecisionConfig,
+    verifier: &KbCalibration,
     tick: impl Fn(),
 ) -> Result<EvalReport, RetrievalError> {
     let runs: Vec<Vec<Candidate>> = queries
@@ -108,9 +129,42 @@ pub fn evaluate(
     if mode == Mode::Hybrid {
         let samples: Vec<DecisionSample> =
             queries.iter().zip(&runs).filter_map(|(q, hits)| sample(retriever, q, hits)).collect();
-        report.decision_curve = decision_curve(&samples, calibration, &CURVE_THRESHOLDS);
+        report.decision_curve = decision_curve(&samples, &cfg.calibration, &CURVE_THRESHOLDS);
+        report.operating_point = Some(decision_point(retriever, queries, &runs, cfg, verifier));
     }
     Ok(report)
+}
+
+/// Which queries the decision would answer automatically (no message
+/// cleaning or product pages here: plain question-matching sets).
+fn decision_point(
+    retriever: &Retriever,
+    queries: &[EvalQuery],
+    runs: &[Vec<Candidate>],
+    cfg: &DecisionConfig,
+    verifier: &KbCalibration,
+) -> DecisionPoint {
+    let kb = retriever.kb();
+    let (mut answered, mut right, mut pos) = (0usize, 0usize, 0usize);
+    for (q, hits) in queries.iter().zip(runs) {
+        pos += usize::from(q.is_pos());
+        let group = verifier.group(ScriptGroup::of_locale(detect_locale(&q.query)));
+        let evidence = retriever.evidence(&q.query, hits, &ProductContext::default());
+        let judged = Confidence::judge(group, evidence.as_ref().map(|e| &e[..]), hits, cfg);
+        if hits.is_empty() || judged.value < judged.answer_at {
+            continue;
+        }
+        answered += 1;
+        right += usize::from(q.is_pos() && q.gold.contains(&kb.faqs[hits[0].faq].id));
+    }
+    let ratio = |n: usize, d: usize| if d == 0 { 0.0 } else { n as f64 / d as f64 };
+    DecisionPoint {
+        target_precision: verifier.target_precision,
+        answered,
+        precision: if answered == 0 { 1.0 } else { ratio(right, answered) },
+        auto_answer_rate: ratio(answered, queries.len()),
+        pos_coverage: ratio(right, pos),
+    }
 }
 
 /// Metrics of ranked results `runs[i]` for `queries[i]`.
@@ -146,6 +200,7 @@ fn report(retriever: &Retriever, mode: &str, queries: &[EvalQuery], runs: &[Vec<
             .map(|t| operating_point(&mut outcomes, t, queries.len(), pos))
             .collect(),
         decision_curve: Vec::new(),
+        operating_point: None,
     }
 }
 
@@ -198,7 +253,7 @@ pub fn fit_fusion(sets: &[FitSet]) -> (Fusion, f64) {
     let mut best = (Fusion::default(), f64::NEG_INFINITY);
     for w in (0..=30).map(|i| i as f32 * 0.0005) {
         for k in [10.0, 20.0, 40.0, 80.0, 160.0, 320.0, 640.0, 10_000.0] {
-            let fusion = Fusion { bm25_weight: w, bm25_saturation: k };
+            let fusion = Fusion { bm25_weight: w, bm25_saturation: k, ..Fusion::default() };
             let mean = sets.iter().map(|s| s.mrr(&fusion)).sum::<f64>() / sets.len().max(1) as f64;
             if mean > best.1 + 1e-9 {
                 best = (fusion, mean);

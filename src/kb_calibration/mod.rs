@@ -3,8 +3,10 @@
 //! question with itself held out (answerable: its FAQ should win), and with
 //! its whole FAQ held out (in-domain but unanswerable: whatever wins is
 //! wrong); product entries are asked half the time on their product's page;
-//! the entries' answers in other languages stand in for foreign questions;
-//! shipped off-topic messages are negatives. The store's own labelled
+//! the entries' answers in other languages stand in for foreign questions,
+//! and so do shipped generic questions with their translations, labelled
+//! by what the Chinese verifier makes of the original; shipped off-topic
+//! messages are negatives. The store's own labelled
 //! turns join them as they accumulate (`Labelled`: a shopper's 👍/👎 on an
 //! automatic answer, an agent sending or rejecting a drafted FAQ answer),
 //! each weighing more than a phrasing: they are the traffic the verifier judges.
@@ -18,12 +20,13 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use crate::decision::{GroupVerifier, KbCalibration, Sample, ScriptGroup};
+use crate::embed::Role;
 use crate::index::Filter;
-use crate::retrieval::{Candidate, ProductContext, RetrievalError, Retriever};
+use crate::retrieval::{Candidate, Mode, ProductContext, RetrievalError, Retriever};
 use crate::text::detect_locale;
 
 /// Bumped whenever the evidence or the sampling changes.
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 /// Candidates looked at per pseudo-query (the decision sees as many).
 const K: usize = 5;
 /// Phrasings asked per FAQ at most (bounds the work on huge entries).
@@ -59,6 +62,9 @@ pub struct Labelled {
 }
 
 const OFF_TOPIC: &str = include_str!("off_topic.txt");
+/// Generic shopper questions, Chinese with English, Japanese and Korean
+/// translations (tab-separated), written without any store's FAQ in view.
+const PARALLEL: &str = include_str!("parallel_questions.txt");
 
 /// The calibration cached in `file`, whatever it was fitted from.
 pub fn stored(file: &Path) -> Option<KbCalibration> {
@@ -116,13 +122,15 @@ pub fn key(retriever: &Retriever, model_sha: &str, target: f64, history: &[Label
     let mut h = Sha256::new();
     let config = retriever.config();
     h.update(format!(
-        "v{VERSION}|{}|{model_sha}|{}|{}|{}|{target}|",
+        "v{VERSION}|{}|{model_sha}|{}|{}|{}|{}|{target}|",
         retriever.kb().content_hash,
         config.mode.name(),
         config.fusion.bm25_weight,
-        config.fusion.bm25_saturation
+        config.fusion.bm25_saturation,
+        config.fusion.cross_script_bm25_weight
     ));
     h.update(OFF_TOPIC);
+    h.update(PARALLEL);
     for l in history {
         h.update(format!(
             "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1e}",
@@ -156,17 +164,63 @@ pub fn fit(
         from_history[group as usize] += 1;
         push(group, s);
     }
-    let [chinese, other] = groups;
     let fit_group = |samples: &[Sample], group: ScriptGroup| {
         GroupVerifier::fit(samples, target)
             .map(|v| GroupVerifier { history_samples: from_history[group as usize], ..v })
     };
-    Ok(KbCalibration {
-        key,
-        target_precision: target as f32,
-        chinese: fit_group(&chinese, ScriptGroup::Chinese),
-        other: fit_group(&other, ScriptGroup::Other),
-    })
+    let [chinese, mut other] = groups;
+    let chinese = fit_group(&chinese, ScriptGroup::Chinese);
+    if let Some(judge) = &chinese {
+        other.extend(translated_questions(retriever, judge)?);
+    }
+    Ok(KbCalibration { key, target_precision: target as f32, chinese, other: fit_group(&other, ScriptGroup::Other) })
+}
+
+/// The shipped parallel questions as foreign-language samples, labelled
+/// through their Chinese original: where this knowledge base's Chinese
+/// verifier would answer the original with a FAQ, each translation is an
+/// answerable question whose right answer is that FAQ; where it would not
+/// even offer choices, the translations are unanswerable here (weighed as
+/// a held-out FAQ's phrasing); in between the label is unknown and the line
+/// is left out. Every text is embedded in one batched pass.
+fn translated_questions(retriever: &Retriever, judge: &GroupVerifier) -> Result<Vec<Sample>, RetrievalError> {
+    let lines: Vec<Vec<&str>> = PARALLEL
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| l.split('\t').map(str::trim).filter(|f| !f.is_empty()).collect::<Vec<_>>())
+        .filter(|fields| fields.len() > 1)
+        .collect();
+    let texts: Vec<&str> = lines.iter().flatten().copied().collect();
+    let mut vectors = match (retriever.config().mode, retriever.embedder()) {
+        (Mode::Bm25, _) | (_, None) => vec![None; texts.len()],
+        (_, Some(model)) => model.embed(&texts, Role::Query)?.into_iter().map(Some).collect(),
+    }
+    .into_iter();
+    let mut samples = Vec::new();
+    for (i, fields) in lines.iter().enumerate() {
+        let line_vectors: Vec<Option<Vec<f32>>> = vectors.by_ref().take(fields.len()).collect();
+        let (original, vector) = (fields[0], line_vectors[0].as_deref());
+        let ranked =
+            retriever.search_with(original, vector, &Filter::default(), K, retriever.config().mode, &|_| false)?;
+        let Some(evidence) = retriever.evidence(original, &ranked, &ProductContext::default()) else { continue };
+        let confidence = judge.confidence(&evidence);
+        let answer = match confidence {
+            c if c >= judge.answer_threshold => Some(ranked[0].faq),
+            c if c < judge.clarify_threshold => None,
+            _ => continue,
+        };
+        let fold = answer.unwrap_or(retriever.kb().faqs.len() + i);
+        for (text, vector) in fields[1..].iter().zip(&line_vectors[1..]) {
+            let products = ProductContext { page: None, named: retriever.products_named(text) };
+            if let Some(mut s) = ask(retriever, text, &products, vector.as_deref(), &|_| false, answer, fold)? {
+                if answer.is_none() {
+                    s.weight = UNANSWERABLE_WEIGHT;
+                }
+                samples.push(s);
+            }
+        }
+    }
+    Ok(samples)
 }
 
 /// The store's labelled turns as samples: a question whose FAQ is known

@@ -20,7 +20,7 @@ pub use fusion::{Features, Fusion};
 use crate::embed::{EmbedError, Embedder, Role};
 use crate::index::{FaqIndex, Filter, IndexError, PhrasingRef, phrasing_table};
 use crate::kb::{Faq, KnowledgeBase};
-use crate::text::Analyzer;
+use crate::text::{Analyzer, detect_locale};
 use crate::vectors::PhrasingVectors;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -116,6 +116,9 @@ pub struct Retriever {
     faq_start: Vec<usize>,
     /// Folded names and aliases per product (catalogue order).
     product_names: Vec<Vec<String>>,
+    /// The locale most phrasings are written in (`detect_locale`): a query
+    /// in another is ranked with the cross-script fusion.
+    kb_locale: &'static str,
     config: RetrievalConfig,
 }
 
@@ -139,7 +142,8 @@ impl Retriever {
         }
         faq_start.push(n);
         let product_names = evidence::product_names(&kb);
-        Ok(Retriever { kb, analyzer, index, dense, phrasings, faq_start, product_names, config })
+        let kb_locale = main_locale(&kb);
+        Ok(Retriever { kb, analyzer, index, dense, phrasings, faq_start, product_names, kb_locale, config })
     }
 
     pub fn kb(&self) -> &KnowledgeBase {
@@ -212,7 +216,8 @@ impl Retriever {
         mode: Mode,
         skip: &dyn Fn(usize) -> bool,
     ) -> Result<Vec<Candidate>, RetrievalError> {
-        Ok(self.rank(self.candidates_with(text, vector, filter, k, mode, skip)?, k, mode))
+        let fusion = self.fusion_for(text);
+        Ok(rank(self.candidates_with(text, vector, filter, k, mode, skip)?, k, mode, &fusion))
     }
 
     /// The query embedding a mode needs (none for BM25).
@@ -228,6 +233,15 @@ impl Retriever {
         Ok(Some(query))
     }
 
+    /// Embeds the uncached ones of `texts` in one batched pass (a no-op
+    /// without the model or in BM25 mode), so their searches find them cached.
+    pub fn prefetch(&self, texts: &[&str]) -> Result<(), RetrievalError> {
+        match self.dense.as_ref().filter(|_| self.config.mode != Mode::Bm25) {
+            Some(dense) => Ok(dense.embedder.prefetch_queries(texts)?),
+            None => Ok(()),
+        }
+    }
+
     /// The stored vector of phrasing `ordinal` (self-calibration queries
     /// with a phrasing's own text, so it needs no model pass).
     pub fn phrasing_vector(&self, ordinal: usize) -> Option<Vec<f32>> {
@@ -239,22 +253,10 @@ impl Retriever {
         self.faq_start[faq]..self.faq_start[faq + 1]
     }
 
-    /// Scores `candidates` in `mode`, best first, at most `k`.
-    fn rank(&self, mut candidates: Vec<Candidate>, k: usize, mode: Mode) -> Vec<Candidate> {
-        let fusion = &self.config.fusion;
-        for c in &mut candidates {
-            c.score = match mode {
-                Mode::Bm25 => c.bm25,
-                Mode::Dense => c.cosine,
-                Mode::Hybrid => fusion.score(&Features { bm25: c.bm25, cosine: c.cosine }),
-            };
-        }
-        // total_cmp ranks NaN above every score: a candidate without a real
-        // score (damaged vectors) must not reach the decision.
-        candidates.retain(|c| c.score.is_finite());
-        candidates.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.faq.cmp(&b.faq)));
-        candidates.truncate(k);
-        candidates
+    /// The hybrid fusion `text` is ranked with (see [`Fusion`]).
+    pub fn fusion_for(&self, text: &str) -> Fusion {
+        let fusion = self.config.fusion;
+        if detect_locale(text) == self.kb_locale { fusion } else { fusion.cross_script() }
     }
 
     /// Per-FAQ candidates with both features, unranked (`score` unset).
@@ -327,4 +329,30 @@ impl Retriever {
         filter.now.is_none_or(|now| f.is_valid_at(now))
             && filter.product_id.is_none_or(|p| f.products.is_empty() || f.products.iter().any(|x| x == p))
     }
+}
+
+/// Scores `candidates` in `mode`, best first, at most `k`.
+fn rank(mut candidates: Vec<Candidate>, k: usize, mode: Mode, fusion: &Fusion) -> Vec<Candidate> {
+    for c in &mut candidates {
+        c.score = match mode {
+            Mode::Bm25 => c.bm25,
+            Mode::Dense => c.cosine,
+            Mode::Hybrid => fusion.score(&Features { bm25: c.bm25, cosine: c.cosine }),
+        };
+    }
+    // total_cmp ranks NaN above every score: a candidate without a real
+    // score (damaged vectors) must not reach the decision.
+    candidates.retain(|c| c.score.is_finite());
+    candidates.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.faq.cmp(&b.faq)));
+    candidates.truncate(k);
+    candidates
+}
+
+/// The locale most of the knowledge base's phrasings are written in.
+fn main_locale(kb: &KnowledgeBase) -> &'static str {
+    let mut counts: HashMap<&'static str, usize> = HashMap::new();
+    for p in kb.faqs.iter().flat_map(|f| f.phrasings()) {
+        *counts.entry(detect_locale(p)).or_default() += 1;
+    }
+    counts.into_iter().max_by_key(|&(l, n)| (n, l)).map_or("zh", |(l, _)| l)
 }

@@ -33,7 +33,8 @@ pub use events::{Event, EventKind, Events, LiveEvent, Replay};
 pub use knowledge::{ImportOutcome, KbSummary, Knowledge, PreviewCandidate, RankPreview};
 pub use learning::Learning;
 pub use turns::{
-    AnswerRequest, AnswerResponse, Choice, Contact, LeaveMessage, LeftMessage, ShopperTranscript, SurveyAnswer, Turns,
+    AnswerRequest, AnswerResponse, Choice, Contact, LeaveMessage, LeftMessage, Reading, ShopperTranscript,
+    SurveyAnswer, Turns, read_question,
 };
 
 use crate::config::Config;

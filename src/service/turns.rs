@@ -224,7 +224,10 @@ impl Turns {
             Action::Clarify => decision
                 .choices
                 .iter()
-                .map(|&f| Choice { faq_id: kb.faqs[f].id.clone(), question: kb.faqs[f].question.clone() })
+                .map(|&f| Choice {
+                    faq_id: kb.faqs[f].id.clone(),
+                    question: question_for(&kb.faqs[f], &locale).to_string(),
+                })
                 .collect(),
             _ => Vec::new(),
         };
@@ -375,7 +378,7 @@ fn check_deadline(deadline: Instant) -> Result<(), ServiceError> {
 }
 
 /// What the engine made of one shopper message.
-pub(super) struct Reading {
+pub struct Reading {
     /// Ranked candidates of the reading judged most confidently.
     pub candidates: Vec<Candidate>,
     pub judged: Confidence,
@@ -439,8 +442,18 @@ pub(super) fn read_message(
         let with_subject = subject.iter().map(move |name| (format!("{name} {part}"), is_follow_up(part)));
         with_subject.chain([(part.clone(), is_follow_up(part))])
     });
+    let readings: Vec<(String, bool)> = readings.chain(restated.clone().map(|r| (r, false))).collect();
+    let previous = context.question.unwrap_or_default();
+    let searched: Vec<String> = readings
+        .iter()
+        .flat_map(|(q, follow_up)| {
+            let together = (*follow_up && context.question.is_some()).then(|| format!("{previous} {q}"));
+            std::iter::once(q.clone()).chain(together)
+        })
+        .collect();
+    retriever.prefetch(&searched.iter().map(String::as_str).collect::<Vec<_>>())?;
     let mut best: Option<(Vec<Candidate>, Confidence)> = None;
-    for (query, follow_up) in readings.chain(restated.clone().map(|r| (r, false))) {
+    for (query, follow_up) in readings {
         let candidates = retrieve_in_context(engine, &query, follow_up, context, &filter, k)?;
         let evidence = retriever.evidence(&query, &candidates, &products);
         let judged = Confidence::judge(verifier, evidence.as_ref().map(|e| &e[..]), &candidates, cfg);
@@ -450,6 +463,13 @@ pub(super) fn read_message(
     }
     let (candidates, judged) = best.expect("the whole message is always read");
     Ok(Reading { candidates, judged, text: cleaned.text, restated })
+}
+
+/// How the engine reads `text` asked on product page `page` as the first
+/// message of a conversation: what `POST /v1/answer` decides from, without
+/// the store (the benches time the reading path with it).
+pub fn read_question(engine: &Engine, text: &str, page: Option<&str>) -> Result<Reading, ServiceError> {
+    read_message(engine, text, &Context::default(), page, engine.config.decision.choices.max(5))
 }
 
 /// Candidates for `text`; a follow-up ("那运费呢?") is searched both alone
@@ -494,6 +514,17 @@ fn candidates_json(engine: &Engine, candidates: &[Candidate]) -> String {
         .map(|c| serde_json::json!({"faq_id": kb.faqs[c.faq].id, "score": c.score, "bm25": c.bm25, "cosine": c.cosine}))
         .collect();
     serde_json::Value::Array(rows).to_string()
+}
+
+/// A FAQ's question as a shopper of `locale` reads it: the first of its
+/// phrasings written in that language (a store writes its questions'
+/// translations as similar phrasings), else the standard question.
+fn question_for<'a>(faq: &'a crate::kb::Faq, locale: &str) -> &'a str {
+    let lang = locale.split(['-', '_']).next().unwrap_or("").to_ascii_lowercase();
+    match is_zh(&lang) {
+        true => &faq.question,
+        false => faq.phrasings().find(|p| detect_locale(p) == lang).unwrap_or(&faq.question),
+    }
 }
 
 fn is_zh(locale: &str) -> bool {
@@ -550,5 +581,33 @@ fn waiting_notice(locale: &str, ahead: usize) -> String {
         (true, n) => format!("已收到，您前面还有 {n} 位顾客在等待，客服会尽快回复您；常见问题我也可以先为您解答。"),
         (false, 0) => "Got it — you're next for an agent. Meanwhile I can answer common questions.".into(),
         (false, n) => format!("Got it — {n} customer(s) ahead of you. Meanwhile I can answer common questions."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::question_for;
+    use crate::kb::{Faq, Location};
+
+    #[test]
+    fn choices_read_in_the_shoppers_language_when_a_phrasing_is() {
+        let faq = Faq {
+            id: "ship-courier".into(),
+            question: "发什么快递？".into(),
+            similar: vec!["用哪家快递".into(), "which courier do you use".into(), "どの配送業者ですか".into()],
+            answers: Default::default(),
+            category: String::new(),
+            tags: Vec::new(),
+            products: Vec::new(),
+            valid_from: None,
+            valid_until: None,
+            priority: 0,
+            location: Location { file: "shipping.toml".into(), line: 1 },
+        };
+        assert_eq!(question_for(&faq, "en-US"), "which courier do you use");
+        assert_eq!(question_for(&faq, "ja"), "どの配送業者ですか");
+        // No Korean phrasing: the standard question; Chinese readers always get it.
+        assert_eq!(question_for(&faq, "ko"), "发什么快递？");
+        assert_eq!(question_for(&faq, "zh-Hant"), "发什么快递？");
     }
 }
