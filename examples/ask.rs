@@ -24,7 +24,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     {
         let candidates = engine.retriever.search(text, &Filter { product_id: None, now: Some(now) }, 5)?;
         // The knowledge base's own verifier weighs the evidence for the best candidate.
-        let evidence = engine.retriever.evidence(text, &candidates, &ProductContext::default());
+        let vector = engine.retriever.query_vector(text, engine.config.retrieval.mode)?;
+        let evidence = engine.retriever.evidence(text, vector.as_deref(), &candidates, &ProductContext::default());
         let calibration = engine.calibration();
         let verifier = calibration.group(ScriptGroup::of_locale(detect_locale(text)));
         let cfg = &engine.config.decision;

@@ -233,7 +233,9 @@ for i in 1 2; do
     mkdir -p "$rdir"
     # Stored phrasing vectors are keyed by model and text: a copy spares the
     # new replica embedding them again.
-    if [ -f "$root/data/vectors.bin" ]; then cp "$root/data/vectors.bin" "$rdir/"; fi
+    for f in vectors.bin answers.bin; do
+      if [ -f "$root/data/$f" ]; then cp "$root/data/$f" "$rdir/"; fi
+    done
   fi
   say "starting replica-$i on 127.0.0.1:${replica_ports[i - 1]}, $embed_threads model thread(s) (log: $dir/replica-$i.log)"
   # Trusted proxy 127.0.0.1: nginx, whose X-Forwarded-For names the shopper.

@@ -9,7 +9,7 @@ use arc_swap::ArcSwap;
 
 use crate::config::Config;
 use crate::decision::KbCalibration;
-use crate::embed::{EmbedError, Embedder};
+use crate::embed::{EmbedError, Embedder, Role};
 use crate::index::{FaqIndex, IndexError, phrasing_table};
 use crate::kb::{KbError, KbOptions, KnowledgeBase, load_path};
 use crate::kb_calibration::{self, Labelled};
@@ -130,15 +130,25 @@ impl Engine {
         let dense = match embedder {
             None => None,
             Some(embedder) => {
-                let file = match storage {
-                    IndexStorage::OnDisk | IndexStorage::Scratch => config.data_dir.join("vectors.bin"),
-                    IndexStorage::InMemory => config.data_dir.join(format!("vectors-{stamp}.bin")),
+                let (file, answers_file) = match storage {
+                    IndexStorage::OnDisk | IndexStorage::Scratch => {
+                        (config.data_dir.join("vectors.bin"), config.data_dir.join("answers.bin"))
+                    }
+                    IndexStorage::InMemory => (
+                        config.data_dir.join(format!("vectors-{stamp}.bin")),
+                        config.data_dir.join(format!("answers-{stamp}.bin")),
+                    ),
                 };
                 let table = phrasing_table(&kb);
                 let role = config.retrieval.phrasing_role;
                 let save = storage != IndexStorage::Scratch;
                 let vectors = PhrasingVectors::build(&kb, &table, &embedder, role, Some(&file), save, progress)?;
-                Some(Dense { embedder, vectors })
+                // Answers as passages (what e5 was trained to match questions
+                // with), one row per FAQ, in a store of their own.
+                let texts: Vec<&str> = kb.faqs.iter().map(answer_text).collect();
+                let answers =
+                    PhrasingVectors::of_texts(&texts, &embedder, Role::Passage, Some(&answers_file), save, &|_, _| {})?;
+                Some(Dense { embedder, vectors, answers })
             }
         };
         let retriever = Retriever::new(Arc::new(kb), analyzer, index, dense, config.retrieval.clone())?;
@@ -191,4 +201,10 @@ impl Engine {
     pub fn check(&self) -> Result<(), String> {
         self.retriever.check()
     }
+}
+
+/// The text a FAQ's answer vector is made from: its Chinese answer, else any,
+/// else (question-matching sets have none) its question.
+fn answer_text(faq: &crate::kb::Faq) -> &str {
+    faq.answer_for("zh").map_or(faq.question.as_str(), |(_, a)| a)
 }

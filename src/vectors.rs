@@ -59,11 +59,23 @@ impl PhrasingVectors {
         save: bool,
         progress: &dyn Fn(usize, usize),
     ) -> Result<PhrasingVectors, EmbedError> {
+        let texts: Vec<&str> =
+            table.iter().map(|p| kb.faqs[p.faq as usize].phrasings().nth(p.idx as usize).unwrap_or_default()).collect();
+        Self::of_texts(&texts, embedder, role, file, save, progress)
+    }
+
+    /// One row per text, in order, with the same store as [`PhrasingVectors::build`].
+    pub fn of_texts(
+        texts: &[&str],
+        embedder: &Embedder,
+        role: Role,
+        file: Option<&Path>,
+        save: bool,
+        progress: &dyn Fn(usize, usize),
+    ) -> Result<PhrasingVectors, EmbedError> {
         let dim = embedder.dim();
         let model = embedder.manifest().weights_sha256.clone();
         let (mut stored, damaged) = file.map(|f| read_store(f, dim)).unwrap_or_default();
-        let texts: Vec<&str> =
-            table.iter().map(|p| kb.faqs[p.faq as usize].phrasings().nth(p.idx as usize).unwrap_or_default()).collect();
         let keys: Vec<u64> = texts.iter().map(|t| key(&model, role, t)).collect();
         let mut missing: Vec<usize> = (0..texts.len()).filter(|&i| !stored.contains_key(&keys[i])).collect();
         missing.sort_by_key(|&i| keys[i]);

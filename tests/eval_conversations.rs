@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use xiaoer::config::Config;
-use xiaoer::decision::{Action, Reason};
+use xiaoer::decision::{Action, Reason, ScriptGroup};
 use xiaoer::embed::Embedder;
 use xiaoer::eval::conversations::{ConversationEval, ItemOutcome, answered_at, load_conversation_items};
 use xiaoer::kb::{KbOptions, load_dir};
@@ -103,13 +103,17 @@ fn labelled_chats_run_through_the_answering_service() {
     assert!(f.ranked_first >= 2, "{f:?}");
 
     // Overall figures agree with the outcomes, and the curve at the
-    // configured threshold reproduces what the service actually did.
+    // threshold in force (these items are all Chinese) reproduces what the
+    // service actually did.
     let answered = o.iter().filter(|x| x.action == Some(Action::Answer)).count();
     let right = o.iter().filter(|x| x.correct).count();
     assert_eq!((r.answered, r.answered_right, r.wrong_answers), (answered, right, answered - right));
     assert!((r.auto_answer_rate - answered as f64 / 10.0).abs() < 1e-9);
     let at_config = r.curve.last().unwrap();
-    assert_eq!(at_config.threshold, config.decision.answer_threshold);
+    let chinese = r.calibration.iter().find(|g| g.group == ScriptGroup::Chinese).unwrap();
+    assert!(chinese.fitted, "{chinese:?}");
+    assert_eq!(at_config.threshold, chinese.answer_threshold);
+    assert_eq!(r.answer_threshold, config.decision.answer_threshold);
     assert!((at_config.auto_answer_rate - r.auto_answer_rate).abs() < 1e-9, "{at_config:?}");
     assert!((at_config.precision - r.precision).abs() < 1e-9, "{at_config:?}");
     assert!(r.curve[0].auto_answer_rate >= at_config.auto_answer_rate, "a lower threshold answers no less");

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{CURVE_THRESHOLDS, CurvePoint, load_jsonl};
 use crate::config::Config;
-use crate::decision::{Action, GroupSummary, Reason};
+use crate::decision::{Action, GroupSummary, Reason, ScriptGroup};
 use crate::embed::Embedder;
 use crate::kb::{KbOptions, Problem, load_path};
 use crate::service::{AnswerRequest, AnswerResponse, ServiceError, Services};
@@ -128,7 +128,8 @@ pub struct ConversationReport {
     /// The `pos` items with `history` (follow-ups), also counted in `by_type`.
     pub follow_ups: TypeReport,
     /// Auto-answer precision / coverage had the answer threshold been each
-    /// of `CURVE_THRESHOLDS` and the configured one (see [`answered_at`]).
+    /// of `CURVE_THRESHOLDS`, and last at the one Chinese messages are
+    /// answered at (the knowledge base's verifier's; see [`answered_at`]).
     pub curve: Vec<CurvePoint>,
     pub outcomes: Vec<ItemOutcome>,
 }
@@ -176,8 +177,16 @@ impl ConversationEval {
         }
         let engine = self.services.knowledge.engine();
         let faqs = engine.retriever.kb().faqs.len();
-        let mut report = report(items, outcomes, faqs, turns, self.services.config.decision.answer_threshold);
-        report.calibration = engine.calibration().summary(&self.services.config.decision);
+        let cfg = &self.services.config.decision;
+        let calibration = engine.calibration().summary(cfg);
+        // The threshold Chinese messages are answered at: the knowledge base's
+        // own when it has one, else the configured.
+        let in_force = calibration
+            .iter()
+            .find(|g| g.group == ScriptGroup::Chinese)
+            .map_or(cfg.answer_threshold, |g| g.answer_threshold);
+        let mut report = report(items, outcomes, faqs, turns, cfg.answer_threshold, in_force);
+        report.calibration = calibration;
         Ok(report)
     }
 
@@ -348,6 +357,7 @@ fn report(
     faqs: usize,
     turns: usize,
     answer_threshold: f32,
+    in_force: f32,
 ) -> ConversationReport {
     let mut by_type: Vec<TypeReport> = Vec::new();
     for (item, o) in items.iter().zip(&outcomes) {
@@ -369,7 +379,7 @@ fn report(
     let answered: usize = by_type.iter().map(|t| t.answered).sum();
     let right: usize = by_type.iter().map(|t| t.answered_right).sum();
     let mut thresholds = CURVE_THRESHOLDS.to_vec();
-    thresholds.push(answer_threshold);
+    thresholds.push(in_force);
     ConversationReport {
         faqs,
         items: items.len(),

@@ -130,7 +130,7 @@ pub fn evaluate(
         let samples: Vec<DecisionSample> =
             queries.iter().zip(&runs).filter_map(|(q, hits)| sample(retriever, q, hits)).collect();
         report.decision_curve = decision_curve(&samples, &cfg.calibration, &CURVE_THRESHOLDS);
-        report.operating_point = Some(decision_point(retriever, queries, &runs, cfg, verifier));
+        report.operating_point = Some(decision_point(retriever, queries, &runs, cfg, verifier)?);
     }
     Ok(report)
 }
@@ -143,13 +143,14 @@ fn decision_point(
     runs: &[Vec<Candidate>],
     cfg: &DecisionConfig,
     verifier: &KbCalibration,
-) -> DecisionPoint {
+) -> Result<DecisionPoint, RetrievalError> {
     let kb = retriever.kb();
     let (mut answered, mut right, mut pos) = (0usize, 0usize, 0usize);
     for (q, hits) in queries.iter().zip(runs) {
         pos += usize::from(q.is_pos());
         let group = verifier.group(ScriptGroup::of_locale(detect_locale(&q.query)));
-        let evidence = retriever.evidence(&q.query, hits, &ProductContext::default());
+        let vector = retriever.query_vector(&q.query, Mode::Hybrid)?;
+        let evidence = retriever.evidence(&q.query, vector.as_deref(), hits, &ProductContext::default());
         let judged = Confidence::judge(group, evidence.as_ref().map(|e| &e[..]), hits, cfg);
         if hits.is_empty() || judged.value < judged.answer_at {
             continue;
@@ -158,13 +159,13 @@ fn decision_point(
         right += usize::from(q.is_pos() && q.gold.contains(&kb.faqs[hits[0].faq].id));
     }
     let ratio = |n: usize, d: usize| if d == 0 { 0.0 } else { n as f64 / d as f64 };
-    DecisionPoint {
+    Ok(DecisionPoint {
         target_precision: verifier.target_precision,
         answered,
         precision: if answered == 0 { 1.0 } else { ratio(right, answered) },
         auto_answer_rate: ratio(answered, queries.len()),
         pos_coverage: ratio(right, pos),
-    }
+    })
 }
 
 /// Metrics of ranked results `runs[i]` for `queries[i]`.

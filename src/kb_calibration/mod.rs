@@ -26,7 +26,7 @@ use crate::retrieval::{Candidate, Mode, ProductContext, RetrievalError, Retrieve
 use crate::text::detect_locale;
 
 /// Bumped whenever the evidence or the sampling changes.
-const VERSION: u32 = 3;
+const VERSION: u32 = 4;
 /// Candidates looked at per pseudo-query (the decision sees as many).
 const K: usize = 5;
 /// Phrasings asked per FAQ at most (bounds the work on huge entries).
@@ -202,7 +202,9 @@ fn translated_questions(retriever: &Retriever, judge: &GroupVerifier) -> Result<
         let (original, vector) = (fields[0], line_vectors[0].as_deref());
         let ranked =
             retriever.search_with(original, vector, &Filter::default(), K, retriever.config().mode, &|_| false)?;
-        let Some(evidence) = retriever.evidence(original, &ranked, &ProductContext::default()) else { continue };
+        let Some(evidence) = retriever.evidence(original, vector, &ranked, &ProductContext::default()) else {
+            continue;
+        };
         let confidence = judge.confidence(&evidence);
         let answer = match confidence {
             c if c >= judge.answer_threshold => Some(ranked[0].faq),
@@ -324,7 +326,9 @@ fn ask(
     };
     let filter = Filter { product_id: products.page, now: None };
     let ranked = retriever.search_with(text, vector.or(embedded.as_deref()), &filter, K, mode, skip)?;
-    let Some(evidence) = retriever.evidence(text, &ranked, products) else { return Ok(None) };
+    let Some(evidence) = retriever.evidence(text, vector.or(embedded.as_deref()), &ranked, products) else {
+        return Ok(None);
+    };
     let is_answer = |c: &Candidate| Some(c.faq) == answer;
     Ok(Some(Sample {
         evidence: evidence.to_vec(),

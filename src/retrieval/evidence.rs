@@ -1,6 +1,7 @@
 //! Evidence about the best candidate, for the match verifier: more than
 //! (top score, margin). Each value is cheap (one segmentation of the matched
-//! phrasing, a few set operations); `decision::Verifier` weighs them.
+//! phrasing, a few set operations, a dot product with each candidate's
+//! answer vector); `decision::Verifier` weighs them.
 
 use std::collections::HashSet;
 
@@ -8,7 +9,7 @@ use super::{Candidate, Retriever};
 use crate::text::fold;
 
 /// Number of evidence values (the verifier's feature vector).
-pub const EVIDENCE_LEN: usize = 13;
+pub const EVIDENCE_LEN: usize = 15;
 
 /// Names of the evidence values, in order (reports, stored calibrations).
 pub const EVIDENCE_NAMES: [&str; EVIDENCE_LEN] = [
@@ -25,6 +26,8 @@ pub const EVIDENCE_NAMES: [&str; EVIDENCE_LEN] = [
     "product_match",
     "number_mismatch",
     "negation_mismatch",
+    "answer_cosine",
+    "answer_margin",
 ];
 
 /// Words that turn a question around (能 / 不能); a match that has one where
@@ -59,10 +62,12 @@ impl Retriever {
     }
 
     /// The evidence vector for `candidates[0]` (ranked, best first) as an
-    /// answer to `text`; None without candidates.
+    /// answer to `text`, whose embedding is `vector` (None: BM25 mode, no
+    /// answer evidence); None without candidates.
     pub fn evidence(
         &self,
         text: &str,
+        vector: Option<&[f32]>,
         candidates: &[Candidate],
         products: &ProductContext,
     ) -> Option<[f32; EVIDENCE_LEN]> {
@@ -83,6 +88,14 @@ impl Retriever {
         let named_mismatch =
             !faq.products.is_empty() && !products.named.is_empty() && !products.named.iter().any(|&p| scoped(p));
         let flag = |b: bool| f32::from(u8::from(b));
+        // How well each answer fits the question (e5's own query → passage
+        // task), and by how much the top one fits better than the others'.
+        let fit = |c: &Candidate| match (&self.dense, vector) {
+            (Some(d), Some(v)) => d.answers.cosine(c.faq, v),
+            _ => 0.0,
+        };
+        let answer_top = fit(top);
+        let answer_rest = rest.iter().map(fit).fold(0.0f32, f32::max);
         Some([
             top.score,
             top.score - second,
@@ -97,6 +110,8 @@ impl Retriever {
             flag(page_scoped || products.named.iter().any(|&p| scoped(p))),
             flag(numbers_differ(text, phrasing)),
             flag(has_negation(text) != has_negation(phrasing)),
+            answer_top,
+            answer_top - answer_rest,
         ])
     }
 }

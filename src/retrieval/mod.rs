@@ -100,10 +100,12 @@ pub struct Candidate {
     pub phrasing: usize,
 }
 
-/// The dense side: the model and the phrasing vectors.
+/// The dense side: the model, the phrasing vectors and each FAQ's answer
+/// vector (a passage; the verifier weighs how well the answer fits).
 pub struct Dense {
     pub embedder: Arc<Embedder>,
     pub vectors: PhrasingVectors,
+    pub answers: PhrasingVectors,
 }
 
 pub struct Retriever {
@@ -176,6 +178,13 @@ impl Retriever {
             }
             if !dense.vectors.all_finite() {
                 return Err("phrasing vectors contain NaN or infinite values".to_string());
+            }
+            if dense.answers.len() != self.kb.faqs.len() || !dense.answers.all_finite() {
+                return Err(format!(
+                    "{} answer vectors for {} FAQs, or not finite",
+                    dense.answers.len(),
+                    self.kb.faqs.len()
+                ));
             }
         }
         Ok(())

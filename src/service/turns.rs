@@ -455,7 +455,9 @@ pub(super) fn read_message(
     let mut best: Option<(Vec<Candidate>, Confidence)> = None;
     for (query, follow_up) in readings {
         let candidates = retrieve_in_context(engine, &query, follow_up, context, &filter, k)?;
-        let evidence = retriever.evidence(&query, &candidates, &products);
+        // Prefetched above: the cache answers.
+        let vector = retriever.query_vector(&query, retriever.config().mode)?;
+        let evidence = retriever.evidence(&query, vector.as_deref(), &candidates, &products);
         let judged = Confidence::judge(verifier, evidence.as_ref().map(|e| &e[..]), &candidates, cfg);
         if best.as_ref().is_none_or(|(_, b)| judged.value > b.value) {
             best = Some((candidates, judged));
