@@ -203,8 +203,8 @@ impl Engine {
     }
 }
 
-/// The text a FAQ's answer vector is made from: its Chinese answer, else any,
-/// else (question-matching sets have none) its question.
+/// The text a FAQ's answer vector is made from: its Chinese answer, else
+/// (question-matching sets have none) its question.
 fn answer_text(faq: &crate::kb::Faq) -> &str {
     faq.answer_for("zh").map_or(faq.question.as_str(), |(_, a)| a)
 }

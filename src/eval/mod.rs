@@ -7,6 +7,7 @@
 pub mod conversations;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -117,20 +118,21 @@ pub fn evaluate(
     verifier: &KbCalibration,
     tick: impl Fn(),
 ) -> Result<EvalReport, RetrievalError> {
-    let runs: Vec<Vec<Candidate>> = queries
-        .iter()
-        .map(|q| {
-            let hits = retriever.search_mode(&q.query, &Filter::default(), 10, mode);
-            tick();
-            hits
-        })
-        .collect::<Result<_, _>>()?;
+    // Each query's embedding is kept for the operating point's evidence (a
+    // second embedding would double the model work of a large set).
+    let (mut vectors, mut runs) = (Vec::with_capacity(queries.len()), Vec::with_capacity(queries.len()));
+    for q in queries {
+        let vector = retriever.query_vector(&q.query, mode)?;
+        runs.push(retriever.search_with(&q.query, vector.as_deref(), &Filter::default(), 10, mode, &|_| false)?);
+        vectors.push(vector);
+        tick();
+    }
     let mut report = report(retriever, mode.name(), queries, &runs);
     if mode == Mode::Hybrid {
         let samples: Vec<DecisionSample> =
             queries.iter().zip(&runs).filter_map(|(q, hits)| sample(retriever, q, hits)).collect();
         report.decision_curve = decision_curve(&samples, &cfg.calibration, &CURVE_THRESHOLDS);
-        report.operating_point = Some(decision_point(retriever, queries, &runs, cfg, verifier)?);
+        report.operating_point = Some(decision_point(retriever, queries, &runs, &vectors, cfg, verifier));
     }
     Ok(report)
 }
@@ -141,15 +143,15 @@ fn decision_point(
     retriever: &Retriever,
     queries: &[EvalQuery],
     runs: &[Vec<Candidate>],
+    vectors: &[Option<Arc<[f32]>>],
     cfg: &DecisionConfig,
     verifier: &KbCalibration,
-) -> Result<DecisionPoint, RetrievalError> {
+) -> DecisionPoint {
     let kb = retriever.kb();
     let (mut answered, mut right, mut pos) = (0usize, 0usize, 0usize);
-    for (q, hits) in queries.iter().zip(runs) {
+    for ((q, hits), vector) in queries.iter().zip(runs).zip(vectors) {
         pos += usize::from(q.is_pos());
         let group = verifier.group(ScriptGroup::of_locale(detect_locale(&q.query)));
-        let vector = retriever.query_vector(&q.query, Mode::Hybrid)?;
         let evidence = retriever.evidence(&q.query, vector.as_deref(), hits, &ProductContext::default());
         let judged = Confidence::judge(group, evidence.as_ref().map(|e| &e[..]), hits, cfg);
         if hits.is_empty() || judged.value < judged.answer_at {
@@ -159,13 +161,13 @@ fn decision_point(
         right += usize::from(q.is_pos() && q.gold.contains(&kb.faqs[hits[0].faq].id));
     }
     let ratio = |n: usize, d: usize| if d == 0 { 0.0 } else { n as f64 / d as f64 };
-    Ok(DecisionPoint {
+    DecisionPoint {
         target_precision: verifier.target_precision,
         answered,
         precision: if answered == 0 { 1.0 } else { ratio(right, answered) },
         auto_answer_rate: ratio(answered, queries.len()),
         pos_coverage: ratio(right, pos),
-    })
+    }
 }
 
 /// Metrics of ranked results `runs[i]` for `queries[i]`.

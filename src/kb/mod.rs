@@ -17,7 +17,7 @@ pub use edit::{FaqEdit, FaqInput, apply_edits, export_jsonl, export_toml};
 pub use error::{KbError, Problem};
 pub use import::{ImportReport, export_csv, parse_csv, parse_jsonl, quote_cell};
 pub use load::{KbOptions, load_dir, load_path};
-pub use types::{Faq, KnowledgeBase, Lexicon, Location, Product, SmallTalk};
+pub use types::{Faq, KnowledgeBase, Lexicon, Location, Product, SmallTalk, language};
 pub use validate::{
     MAX_ANSWER_CHARS, MAX_ID_CHARS, MAX_PHRASING_CHARS, MAX_SIMILAR, check_id, check_length, check_similar_count,
     is_blank,

@@ -43,13 +43,18 @@ impl Faq {
 
     /// The answer in `locale` (`en-US` falls back to `en`), else the Chinese one.
     pub fn answer_for(&self, locale: &str) -> Option<(&str, &str)> {
-        let lang = locale.split(['-', '_']).next().unwrap_or("").to_ascii_lowercase();
+        let lang = language(locale);
         self.answers
             .get_key_value(locale)
             .or_else(|| self.answers.get_key_value(lang.as_str()))
             .or_else(|| self.answers.get_key_value("zh"))
             .map(|(k, v)| (k.as_str(), v.as_str()))
     }
+}
+
+/// The language of a locale tag: `en-US` → `en`, `zh_Hant` → `zh`.
+pub fn language(locale: &str) -> String {
+    locale.split(['-', '_']).next().unwrap_or("").to_ascii_lowercase()
 }
 
 /// A product of the store's catalogue, referenced by FAQ `products` scopes.

@@ -263,7 +263,7 @@ impl Retriever {
     }
 
     /// The hybrid fusion `text` is ranked with (see [`Fusion`]).
-    pub fn fusion_for(&self, text: &str) -> Fusion {
+    fn fusion_for(&self, text: &str) -> Fusion {
         let fusion = self.config.fusion;
         if detect_locale(text) == self.kb_locale { fusion } else { fusion.cross_script() }
     }

@@ -443,20 +443,16 @@ pub(super) fn read_message(
         with_subject.chain([(part.clone(), is_follow_up(part))])
     });
     let readings: Vec<(String, bool)> = readings.chain(restated.clone().map(|r| (r, false))).collect();
-    let previous = context.question.unwrap_or_default();
     let searched: Vec<String> = readings
         .iter()
-        .flat_map(|(q, follow_up)| {
-            let together = (*follow_up && context.question.is_some()).then(|| format!("{previous} {q}"));
-            std::iter::once(q.clone()).chain(together)
-        })
+        .flat_map(|(q, follow_up)| std::iter::once(q.clone()).chain(with_topic(context, q, *follow_up)))
         .collect();
     retriever.prefetch(&searched.iter().map(String::as_str).collect::<Vec<_>>())?;
     let mut best: Option<(Vec<Candidate>, Confidence)> = None;
     for (query, follow_up) in readings {
-        let candidates = retrieve_in_context(engine, &query, follow_up, context, &filter, k)?;
         // Prefetched above: the cache answers.
         let vector = retriever.query_vector(&query, retriever.config().mode)?;
+        let candidates = retrieve_in_context(engine, &query, vector.as_deref(), follow_up, context, &filter, k)?;
         let evidence = retriever.evidence(&query, vector.as_deref(), &candidates, &products);
         let judged = Confidence::judge(verifier, evidence.as_ref().map(|e| &e[..]), &candidates, cfg);
         if best.as_ref().is_none_or(|(_, b)| judged.value > b.value) {
@@ -478,21 +474,25 @@ pub fn read_question(engine: &Engine, text: &str, page: Option<&str>) -> Result<
 /// and with the previous question, and each FAQ scored by the mean of
 /// the two, so what is relevant to the new words *and* the topic wins.
 /// The FAQ just answered is left out: a follow-up asks about something else.
-pub(super) fn retrieve_in_context(
+/// `vector` is `text`'s embedding (None in BM25 mode).
+fn retrieve_in_context(
     engine: &Engine,
     text: &str,
+    vector: Option<&[f32]>,
     follow_up: bool,
     context: &Context,
     filter: &Filter,
     k: usize,
 ) -> Result<Vec<Candidate>, ServiceError> {
     let retriever = &engine.retriever;
-    let Some(previous) = context.question.filter(|_| follow_up) else {
-        return Ok(retriever.search(text, filter, k)?);
+    let mode = retriever.config().mode;
+    let search_alone = |k: usize| retriever.search_with(text, vector, filter, k, mode, &|_| false);
+    let Some(together) = with_topic(context, text, follow_up) else {
+        return Ok(search_alone(k)?);
     };
     let answered = context.faq_id.and_then(|id| retriever.kb().faqs.iter().position(|f| f.id == id));
-    let alone = retriever.search(text, filter, 2 * k)?;
-    let together = retriever.search(&format!("{previous} {text}"), filter, 2 * k)?;
+    let alone = search_alone(2 * k)?;
+    let together = retriever.search(&together, filter, 2 * k)?;
     let floor = |list: &[Candidate]| list.last().map_or(0.0, |c| c.score);
     let (floor_alone, floor_together) = (floor(&alone), floor(&together));
     let mut merged: Vec<Candidate> = Vec::new();
@@ -509,6 +509,12 @@ pub(super) fn retrieve_in_context(
     Ok(merged)
 }
 
+/// A follow-up joined to the conversation's previous question (the second
+/// text a follow-up is searched with); None for anything else.
+fn with_topic(context: &Context, text: &str, follow_up: bool) -> Option<String> {
+    context.question.filter(|_| follow_up).map(|previous| format!("{previous} {text}"))
+}
+
 fn candidates_json(engine: &Engine, candidates: &[Candidate]) -> String {
     let kb = engine.retriever.kb();
     let rows: Vec<serde_json::Value> = candidates
@@ -522,7 +528,7 @@ fn candidates_json(engine: &Engine, candidates: &[Candidate]) -> String {
 /// phrasings written in that language (a store writes its questions'
 /// translations as similar phrasings), else the standard question.
 fn question_for<'a>(faq: &'a crate::kb::Faq, locale: &str) -> &'a str {
-    let lang = locale.split(['-', '_']).next().unwrap_or("").to_ascii_lowercase();
+    let lang = crate::kb::language(locale);
     match is_zh(&lang) {
         true => &faq.question,
         false => faq.phrasings().find(|p| detect_locale(p) == lang).unwrap_or(&faq.question),
