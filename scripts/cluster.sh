@@ -34,21 +34,8 @@ ready_secs=${XIAOER_CLUSTER_READY_SECS:-900}
 say() { echo "cluster: $*" >&2; }
 die() { say "$*"; exit 1; }
 
-# PostgreSQL's programs refuse to run as root: as root they run as the
-# `postgres` system user (the package creates it), otherwise as oneself.
-as_pg() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
-
-pg_bin() {
-  local d
-  d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
-  [ -n "$d" ] && [ -x "$d/initdb" ] && echo "$d"
-}
-
-nginx_bin() {
-  command -v nginx 2>/dev/null || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; }
-}
+# as_pg, pg_bin, nginx_bin
+. "$root/scripts/pg-nginx.sh"
 
 # Whether something accepts connections on 127.0.0.1:$1.
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

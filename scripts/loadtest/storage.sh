@@ -45,18 +45,8 @@ WORK=$root/target/loadtest/storage
 say() { echo "bench-storage: $*" >&2; }
 die() { say "$*"; exit 1; }
 
-# As scripts/cluster.sh: PostgreSQL's programs refuse to run as root.
-as_pg() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
-pg_bin() {
-  local d
-  d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
-  [ -n "$d" ] && [ -x "$d/initdb" ] && echo "$d"
-}
-nginx_bin() {
-  command -v nginx 2>/dev/null || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; }
-}
+# as_pg, pg_bin, nginx_bin
+. "$root/scripts/pg-nginx.sh"
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
