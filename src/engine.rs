@@ -46,6 +46,11 @@ pub enum IndexStorage {
 /// Called with (done, total) while phrasings are embedded.
 pub type Progress<'a> = &'a dyn Fn(usize, usize);
 
+/// The data directory's files that only cache what the model computed
+/// (phrasings, then answers; keyed by model and text): seeding another data
+/// directory with them saves embedding again, a missing one is computed.
+pub const EMBEDDING_CACHES: [&str; 2] = ["vectors.bin", "answers.bin"];
+
 pub struct Engine {
     pub config: Config,
     pub retriever: Retriever,
@@ -132,7 +137,8 @@ impl Engine {
             Some(embedder) => {
                 let (file, answers_file) = match storage {
                     IndexStorage::OnDisk | IndexStorage::Scratch => {
-                        (config.data_dir.join("vectors.bin"), config.data_dir.join("answers.bin"))
+                        let [phrasings, answers] = EMBEDDING_CACHES.map(|name| config.data_dir.join(name));
+                        (phrasings, answers)
                     }
                     IndexStorage::InMemory => (
                         config.data_dir.join(format!("vectors-{stamp}.bin")),

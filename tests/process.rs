@@ -12,6 +12,8 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{KEY, private_data};
@@ -154,10 +156,12 @@ async fn kill_9_loses_no_acknowledged_write() {
     for cycle in 0..3 {
         let mut p = spawn(&data);
         let url = p.url.clone();
+        // What this cycle got acknowledged so far: edits, turns.
+        let progress = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
         // Writers: similar phrasings added one after another, and shopper turns
         // from several concurrent shoppers; each remembers what got a 200.
         let edits = tokio::spawn({
-            let (http, url) = (http.clone(), url.clone());
+            let (http, url, counted) = (http.clone(), url.clone(), progress.clone());
             async move {
                 let mut acked = Vec::new();
                 for n in 0.. {
@@ -172,13 +176,14 @@ async fn kill_9_loses_no_acknowledged_write() {
                         Ok(r) if r.status() == StatusCode::OK => acked.push(text),
                         _ => break,
                     }
+                    counted.0.fetch_add(1, Ordering::SeqCst);
                 }
                 acked
             }
         });
         let mut shoppers = Vec::new();
         for s in 0..3 {
-            let (http, url) = (http.clone(), url.clone());
+            let (http, url, counted) = (http.clone(), url.clone(), progress.clone());
             shoppers.push(tokio::spawn(async move {
                 let mut acked = Vec::new();
                 let mut conversation: Option<String> = None;
@@ -196,6 +201,7 @@ async fn kill_9_loses_no_acknowledged_write() {
                     let Ok(v) = r.json::<Value>().await else { break };
                     let id = v["conversation_id"].as_str().unwrap().to_string();
                     acked.push((id.clone(), text));
+                    counted.1.fetch_add(1, Ordering::SeqCst);
                     // A new conversation now and then, as shoppers come and go.
                     conversation = (n % 20 != 19).then_some(id);
                     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -203,7 +209,16 @@ async fn kill_9_loses_no_acknowledged_write() {
                 acked
             }));
         }
+        // Killed a varying while into the traffic, and never before this
+        // cycle has acknowledged an edit and some turns, however slow the
+        // machine (each edit rebuilds the index).
         tokio::time::sleep(Duration::from_millis(2500 + 700 * cycle)).await;
+        let started = Instant::now();
+        while (progress.0.load(Ordering::SeqCst) < 1 || progress.1.load(Ordering::SeqCst) < 5)
+            && started.elapsed() < Duration::from_secs(120)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         p.child.kill().unwrap(); // SIGKILL
         p.child.wait().unwrap();
         phrasings.extend(edits.await.unwrap());
@@ -211,6 +226,7 @@ async fn kill_9_loses_no_acknowledged_write() {
             turns.extend(s.await.unwrap());
         }
     }
+    eprintln!("acknowledged before the kills: {} edits, {} turns", phrasings.len(), turns.len());
     assert!(
         phrasings.len() >= 3 && turns.len() >= 10,
         "too little traffic: {} edits, {} turns",

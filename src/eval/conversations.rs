@@ -19,6 +19,7 @@ use super::{CURVE_THRESHOLDS, CurvePoint, load_jsonl};
 use crate::config::Config;
 use crate::decision::{Action, GroupSummary, Reason, ScriptGroup};
 use crate::embed::Embedder;
+use crate::engine::EMBEDDING_CACHES;
 use crate::kb::{KbOptions, Problem, load_path};
 use crate::service::{AnswerRequest, AnswerResponse, ServiceError, Services};
 use crate::store::{Actor, Store, StoreError, Verdict};
@@ -155,9 +156,10 @@ impl ConversationEval {
     ) -> Result<ConversationEval, ServiceError> {
         check_answers(&config.kb_dir)?;
         let dir = TempDir::new().map_err(|e| ServiceError::Storage(StoreError::Io(e)))?;
-        // Phrasing vectors are a cache keyed by model and text: seeding the
-        // configured ones only saves re-embedding; missing is fine.
-        let _ = std::fs::copy(config.data_dir.join("vectors.bin"), dir.0.join("vectors.bin"));
+        // Seeding the configured embedding caches only saves re-embedding; missing is fine.
+        for name in EMBEDDING_CACHES {
+            let _ = std::fs::copy(config.data_dir.join(name), dir.0.join(name));
+        }
         // A throw-away SQLite file, whatever database the store is configured with.
         let store = Store::open(&dir.0.join("eval.sqlite3"))?;
         let config = Config { data_dir: dir.0.clone(), ..config };

@@ -12,10 +12,10 @@
 //! version, rebuilding within about a second of another's edit.
 //!
 //! A changed knowledge base answers at once with the previous verifier; one
-//! background thread then fits its own (about a second for the sample
-//! store) and swaps it in, skipping engines a later change replaced.
+//! background thread then fits its own (about three seconds of both cores
+//! for the sample store) and swaps it in, skipping engines a later change
+//! replaced.
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -96,15 +96,20 @@ pub struct Knowledge {
     config: Config,
     store: Arc<Store>,
     model: Option<Arc<Embedder>>,
-    /// The live engine. Requests take a snapshot; a change builds a new
-    /// engine beside it and swaps it in, so no query sees a half-built index.
-    engine: ArcSwap<Engine>,
+    /// The live engine and the stored version it was built from, swapped
+    /// together (a reader never sees one without the other). Requests take
+    /// a snapshot; a change builds a new engine beside it and swaps it in,
+    /// so no query sees a half-built index.
+    live: ArcSwap<Live>,
     /// One change at a time, each derived from the state the last one left.
     changing: Mutex<()>,
     /// Engines still answering with a previous knowledge base's verifier.
     to_calibrate: Sender<Arc<Engine>>,
-    /// The stored version the live engine was built from.
-    version: AtomicI64,
+}
+
+struct Live {
+    engine: Arc<Engine>,
+    version: i64,
 }
 
 impl Knowledge {
@@ -138,16 +143,15 @@ impl Knowledge {
             config,
             store,
             model,
-            engine: ArcSwap::from_pointee(engine),
+            live: ArcSwap::from_pointee(Live { engine: Arc::new(engine), version }),
             changing: Mutex::new(()),
             to_calibrate,
-            version: AtomicI64::new(version),
         })
     }
 
     /// The stored version the live engine serves.
     pub fn version(&self) -> i64 {
-        self.version.load(Ordering::SeqCst)
+        self.live.load().version
     }
 
     /// Keeps this replica on the latest stored version: every half second,
@@ -180,7 +184,7 @@ impl Knowledge {
 
     /// A snapshot of the live engine.
     pub fn engine(&self) -> Arc<Engine> {
-        self.engine.load_full()
+        self.live.load().engine.clone()
     }
 
     /// Re-reads the knowledge files (after an operator edited them), applies
@@ -342,8 +346,7 @@ impl Knowledge {
         let version = store()?;
         let summary = summary(engine.retriever.kb(), skipped, version);
         let engine = Arc::new(engine);
-        self.engine.store(engine.clone());
-        self.version.store(version, Ordering::SeqCst);
+        self.live.store(Arc::new(Live { engine: engine.clone(), version }));
         if !engine.calibrated() {
             // The thread ends only with `Knowledge`, which holds the sender.
             let _ = self.to_calibrate.send(engine);

@@ -11,7 +11,7 @@ use serde_json::Value;
 use xiaoer::api::{AppState, serve};
 use xiaoer::config::Config;
 use xiaoer::embed::Embedder;
-use xiaoer::engine::{Engine, IndexStorage};
+use xiaoer::engine::{EMBEDDING_CACHES, Engine, IndexStorage};
 use xiaoer::kb::{KbOptions, load_dir};
 use xiaoer::service::Services;
 use xiaoer::store::{Clock, Store};
@@ -45,11 +45,14 @@ pub fn shared_data() -> PathBuf {
     .clone()
 }
 
-/// A private data directory seeded with the shared phrasing vectors, for
+/// A private data directory seeded with the shared embeddings and the
+/// sample KB's fitted verifier (used only while the KB is unchanged), for
 /// tests that change the knowledge base (and so rebuild the index).
 pub fn private_data() -> PathBuf {
     let dir = tempfile::tempdir().unwrap().keep();
-    std::fs::copy(shared_data().join("vectors.bin"), dir.join("vectors.bin")).unwrap();
+    for name in EMBEDDING_CACHES.into_iter().chain(["calibration.json"]) {
+        std::fs::copy(shared_data().join(name), dir.join(name)).unwrap();
+    }
     dir
 }
 
