@@ -44,7 +44,7 @@ fn sample_kb_is_valid_and_large_enough() {
 fn export_round_trips_through_the_toml_loader() {
     let kb = load_dir(Path::new("knowledge_base"), &KbOptions::default()).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    for f in ["products.toml", "dict.txt", "synonyms.txt", "lexicon.toml"] {
+    for f in ["products.toml", "dict.txt", "synonyms.txt"] {
         std::fs::copy(Path::new("knowledge_base").join(f), dir.path().join(f)).unwrap();
     }
     std::fs::write(dir.path().join("faq.toml"), xiaoer::kb::export_toml(&kb).unwrap()).unwrap();

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use super::error::{KbError, LineIndex, Problem};
 use super::jsonl;
 use super::toml_file::{self, ParsedFile};
-use super::types::{KnowledgeBase, Location};
+use super::types::{KnowledgeBase, Lexicon, Location};
 use super::validate::shown;
 
 /// How strict loading is.
@@ -58,6 +58,7 @@ fn load_files(files: Vec<PathBuf>, opts: &KbOptions) -> Result<KnowledgeBase, Kb
     let mut kb = KnowledgeBase::default();
     let mut hasher = Sha256::new();
     let mut refs = Vec::new();
+    let (mut own_handoff, mut own_smalltalk) = (false, false);
     for path in &files {
         let text = match fs::read(path).map(String::from_utf8) {
             Ok(Ok(text)) => text,
@@ -83,8 +84,10 @@ fn load_files(files: Vec<PathBuf>, opts: &KbOptions) -> Result<KnowledgeBase, Kb
             Some("toml") => {
                 let ParsedFile { faqs, products, product_refs, words, lexicon, smalltalk } =
                     toml_file::parse(path, text, &mut problems);
+                own_smalltalk |= !smalltalk.is_empty();
                 kb.lexicon.smalltalk.extend(smalltalk);
                 if let Some(lexicon) = lexicon {
+                    own_handoff = true;
                     kb.lexicon.human.extend(lexicon.human);
                     kb.lexicon.complaint.extend(lexicon.complaint);
                     kb.lexicon.anger.extend(lexicon.anger);
@@ -105,6 +108,7 @@ fn load_files(files: Vec<PathBuf>, opts: &KbOptions) -> Result<KnowledgeBase, Kb
             _ => {} // other text files (READMEs, notes) are not knowledge
         }
     }
+    fill_in_builtin_lexicon(&mut kb.lexicon, own_handoff, own_smalltalk, &mut hasher);
     check_unique_ids(&kb, &mut problems);
     let known: HashMap<&str, ()> = kb.products.iter().map(|p| (p.id.as_str(), ())).collect();
     for (path, r) in &refs {
@@ -127,6 +131,31 @@ fn load_files(files: Vec<PathBuf>, opts: &KbOptions) -> Result<KnowledgeBase, Kb
     }
     kb.content_hash = hex::encode(hasher.finalize());
     Ok(kb)
+}
+
+/// The lexicon every knowledge base starts from (its header says how a
+/// knowledge base's own `lexicon.toml` replaces it).
+const BUILTIN_LEXICON: &str = include_str!("builtin_lexicon.toml");
+
+/// Gives a knowledge base without a `[handoff]` table the built-in handoff
+/// words, and one without `[[smalltalk]]` the built-in small talk: a store
+/// that wrote no lexicon still hands 转人工 to a human and answers 你好.
+/// What it takes counts in the content hash, like the knowledge files.
+fn fill_in_builtin_lexicon(lexicon: &mut Lexicon, own_handoff: bool, own_smalltalk: bool, hasher: &mut Sha256) {
+    if own_handoff && own_smalltalk {
+        return;
+    }
+    // The file is part of the binary; a unit test checks it has no problems.
+    let builtin = toml_file::parse(Path::new("builtin_lexicon.toml"), BUILTIN_LEXICON, &mut Vec::new());
+    if !own_handoff && let Some(handoff) = builtin.lexicon {
+        hasher.update(b"builtin [handoff]");
+        *lexicon = Lexicon { smalltalk: std::mem::take(&mut lexicon.smalltalk), ..handoff };
+    }
+    if !own_smalltalk {
+        hasher.update(b"builtin [[smalltalk]]");
+        lexicon.smalltalk = builtin.smalltalk;
+    }
+    hasher.update(BUILTIN_LEXICON.as_bytes());
 }
 
 fn check_unique_ids(kb: &KnowledgeBase, problems: &mut Vec<Problem>) {
@@ -176,4 +205,52 @@ fn parse_synonyms(path: &Path, text: &str, problems: &mut Vec<Problem>) -> Vec<V
         }
     }
     groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kb_of(files: &[(&str, &str)]) -> KnowledgeBase {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            fs::write(dir.path().join(name), text).unwrap();
+        }
+        load_dir(dir.path(), &KbOptions::default()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    const FAQ: &str = "[[faq]]\nid = \"ship\"\nquestion = \"发什么快递？\"\nanswer = \"默认顺丰。\"\n";
+
+    #[test]
+    fn the_builtin_lexicon_has_no_problems() {
+        let mut problems = Vec::new();
+        let parsed = toml_file::parse(Path::new("builtin_lexicon.toml"), BUILTIN_LEXICON, &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        let handoff = parsed.lexicon.unwrap();
+        assert!(handoff.human.contains(&"转人工".to_string()) && !handoff.order_lookup.is_empty());
+        assert!(parsed.smalltalk.iter().any(|s| s.kind == "greeting"));
+    }
+
+    #[test]
+    fn a_knowledge_base_without_a_lexicon_gets_the_builtin_one() {
+        let kb = kb_of(&[("faq.toml", FAQ)]);
+        assert!(kb.lexicon.human.contains(&"转人工".to_string()));
+        assert!(kb.lexicon.anger.contains(&"骗子".to_string()));
+        assert!(kb.lexicon.smalltalk.iter().any(|s| s.phrases.contains(&"在吗".to_string())));
+    }
+
+    #[test]
+    fn a_knowledge_base_lexicon_replaces_the_builtin_one_section_by_section() {
+        let handoff = "[handoff]\nhuman = [\"找掌柜\"]\n";
+        let kb = kb_of(&[("faq.toml", FAQ), ("lexicon.toml", handoff)]);
+        assert_eq!(kb.lexicon.human, ["找掌柜"]);
+        assert!(kb.lexicon.anger.is_empty() && kb.lexicon.order_lookup.is_empty());
+        assert!(kb.lexicon.smalltalk.iter().any(|s| s.kind == "greeting"), "built-in small talk kept");
+
+        let smalltalk = "[[smalltalk]]\nkind = \"greeting\"\nphrases = [\"掌柜好\"]\nreply = { zh = \"客官好\" }\n";
+        let own = kb_of(&[("faq.toml", FAQ), ("lexicon.toml", smalltalk)]);
+        assert_eq!(own.lexicon.smalltalk.len(), 1);
+        assert_eq!(own.lexicon.smalltalk[0].phrases, ["掌柜好"]);
+        assert!(own.lexicon.human.contains(&"转人工".to_string()), "built-in handoff words kept");
+    }
 }
