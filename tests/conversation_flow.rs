@@ -51,6 +51,27 @@ async fn small_talk_gets_a_friendly_reply_not_a_human() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_human_can_be_asked_for_in_every_language_the_widget_speaks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start(&tmp.path().join("db.sqlite3"), |_| {}).await;
+    for text in
+        ["亲，转人工", "can I talk to a real agent pls", "オペレーターにつないでください", "상담원 연결해 주세요"]
+    {
+        let v = server.ask(json!({"text": text})).await;
+        assert_eq!(
+            (v["action"].as_str(), v["reason"].as_str()),
+            (Some("handoff"), Some("human_requested")),
+            "{text}: {v}"
+        );
+    }
+    // A question about agents is no request, in Korean too.
+    let v = server.ask(json!({"text": "상담원 연결은 몇 시까지 돼요?"})).await;
+    assert_ne!(v["reason"], "human_requested", "{v}");
+    let v = server.ask(json!({"text": "ありがとうございました！"})).await;
+    assert_eq!(v["reason"], "small_talk", "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_queue_position_is_told_while_waiting() {
     let tmp = tempfile::tempdir().unwrap();
     let server = start(&tmp.path().join("db.sqlite3"), |_| {}).await;
