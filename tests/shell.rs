@@ -161,7 +161,7 @@ async fn a_failed_rebuild_stores_nothing() {
 async fn next_event(response: &mut reqwest::Response, name: &str) -> Value {
     let mut buffer = String::new();
     loop {
-        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), response.chunk())
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(30), response.chunk())
             .await
             .expect("event in time")
             .unwrap()
