@@ -25,9 +25,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let candidates = engine.retriever.search(text, &Filter { product_id: None, now: Some(now) }, 5)?;
         // The knowledge base's own verifier weighs the evidence for the best candidate.
         let vector = engine.retriever.query_vector(text, engine.config.retrieval.mode)?;
-        let evidence = engine.retriever.evidence(text, vector.as_deref(), &candidates, &ProductContext::default());
+        let language = detect_locale(text);
+        let evidence =
+            engine.retriever.evidence(text, vector.as_deref(), &candidates, &ProductContext::default(), language);
         let calibration = engine.calibration();
-        let verifier = calibration.group(ScriptGroup::of_locale(detect_locale(text)));
+        let verifier = calibration.group(ScriptGroup::of_locale(language));
         let cfg = &engine.config.decision;
         let judged = Confidence::judge(verifier, evidence.as_ref().map(|e| &e[..]), &candidates, cfg);
         let d = decide(text, text, &candidates, judged, 0, &kb.lexicon, cfg);

@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::decision::KbCalibration;
 use crate::embed::{EmbedError, Embedder, Role};
 use crate::index::{FaqIndex, IndexError, phrasing_table};
-use crate::kb::{KbError, KbOptions, KnowledgeBase, load_path};
+use crate::kb::{KbError, KbOptions, KnowledgeBase, language, load_path};
 use crate::kb_calibration::{self, Labelled};
 use crate::retrieval::{Dense, Mode, RetrievalError, Retriever};
 use crate::text::Analyzer;
@@ -151,10 +151,17 @@ impl Engine {
                 let vectors = PhrasingVectors::build(&kb, &table, &embedder, role, Some(&file), save, progress)?;
                 // Answers as passages (what e5 was trained to match questions
                 // with), one row per FAQ, in a store of their own.
-                let texts: Vec<&str> = kb.faqs.iter().map(answer_text).collect();
+                let mut texts: Vec<&str> = kb.faqs.iter().map(answer_text).collect();
+                let mut foreign_answers = vec![Vec::new(); kb.faqs.len()];
+                for (faq, rows) in kb.faqs.iter().zip(&mut foreign_answers) {
+                    for (locale, answer) in faq.answers.iter().filter(|(l, _)| language(l) != "zh") {
+                        rows.push((language(locale), texts.len()));
+                        texts.push(answer);
+                    }
+                }
                 let answers =
                     PhrasingVectors::of_texts(&texts, &embedder, Role::Passage, Some(&answers_file), save, &|_, _| {})?;
-                Some(Dense { embedder, vectors, answers })
+                Some(Dense { embedder, vectors, answers, foreign_answers })
             }
         };
         let retriever = Retriever::new(Arc::new(kb), analyzer, index, dense, config.retrieval.clone())?;

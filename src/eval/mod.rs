@@ -151,8 +151,9 @@ fn decision_point(
     let (mut answered, mut right, mut pos) = (0usize, 0usize, 0usize);
     for ((q, hits), vector) in queries.iter().zip(runs).zip(vectors) {
         pos += usize::from(q.is_pos());
-        let group = verifier.group(ScriptGroup::of_locale(detect_locale(&q.query)));
-        let evidence = retriever.evidence(&q.query, vector.as_deref(), hits, &ProductContext::default());
+        let language = detect_locale(&q.query);
+        let group = verifier.group(ScriptGroup::of_locale(language));
+        let evidence = retriever.evidence(&q.query, vector.as_deref(), hits, &ProductContext::default(), language);
         let judged = Confidence::judge(group, evidence.as_ref().map(|e| &e[..]), hits, cfg);
         if hits.is_empty() || judged.value < judged.answer_at {
             continue;

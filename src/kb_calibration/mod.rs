@@ -26,7 +26,7 @@ use crate::retrieval::{Candidate, Mode, ProductContext, RetrievalError, Retrieve
 use crate::text::detect_locale;
 
 /// Bumped whenever the evidence or the sampling changes.
-const VERSION: u32 = 4;
+const VERSION: u32 = 5;
 /// Candidates looked at per pseudo-query (the decision sees as many).
 const K: usize = 5;
 /// Phrasings asked per FAQ at most (bounds the work on huge entries).
@@ -155,7 +155,9 @@ pub fn fit(
     pseudo_queries(retriever, &mut push)?;
     foreign_answers(retriever, &mut push)?;
     for (i, line) in OFF_TOPIC.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')).enumerate() {
-        if let Some(s) = ask(retriever, line, &ProductContext::default(), None, &|_| false, None, i)? {
+        if let Some(s) =
+            ask(retriever, line, &ProductContext::default(), None, &|_| false, None, i, detect_locale(line))?
+        {
             push(ScriptGroup::of_locale(detect_locale(line)), s);
         }
     }
@@ -202,7 +204,9 @@ fn translated_questions(retriever: &Retriever, judge: &GroupVerifier) -> Result<
         let (original, vector) = (fields[0], line_vectors[0].as_deref());
         let ranked =
             retriever.search_with(original, vector, &Filter::default(), K, retriever.config().mode, &|_| false)?;
-        let Some(evidence) = retriever.evidence(original, vector, &ranked, &ProductContext::default()) else {
+        let Some(evidence) =
+            retriever.evidence(original, vector, &ranked, &ProductContext::default(), detect_locale(original))
+        else {
             continue;
         };
         let confidence = judge.confidence(&evidence);
@@ -214,7 +218,9 @@ fn translated_questions(retriever: &Retriever, judge: &GroupVerifier) -> Result<
         let fold = answer.unwrap_or(retriever.kb().faqs.len() + i);
         for (text, vector) in fields[1..].iter().zip(&line_vectors[1..]) {
             let products = ProductContext { page: None, named: retriever.products_named(text) };
-            if let Some(mut s) = ask(retriever, text, &products, vector.as_deref(), &|_| false, answer, fold)? {
+            if let Some(mut s) =
+                ask(retriever, text, &products, vector.as_deref(), &|_| false, answer, fold, detect_locale(text))?
+            {
                 if answer.is_none() {
                     s.weight = UNANSWERABLE_WEIGHT;
                 }
@@ -236,7 +242,10 @@ fn history_samples(retriever: &Retriever, history: &[Labelled]) -> Result<Vec<(S
     for l in history.iter().rev().take(MAX_HISTORY) {
         let Some(faq) = kb.faqs.iter().position(|f| f.id == l.faq_id) else { continue };
         let products = ProductContext { page: l.page.as_deref(), named: retriever.products_named(&l.text) };
-        let Some(mut s) = ask(retriever, &l.text, &products, None, &|_| false, Some(faq), faq)? else { continue };
+        let Some(mut s) = ask(retriever, &l.text, &products, None, &|_| false, Some(faq), faq, detect_locale(&l.text))?
+        else {
+            continue;
+        };
         if !l.right {
             if !s.correct {
                 continue;
@@ -269,11 +278,29 @@ fn pseudo_queries(retriever: &Retriever, push: &mut dyn FnMut(ScriptGroup, Sampl
             let products = ProductContext { page, named };
             let group = ScriptGroup::of_locale(detect_locale(text));
             if own.len() > 1
-                && let Some(s) = ask(retriever, text, &products, vector.as_deref(), &|o| o == ord, Some(faq), faq)?
+                && let Some(s) = ask(
+                    retriever,
+                    text,
+                    &products,
+                    vector.as_deref(),
+                    &|o| o == ord,
+                    Some(faq),
+                    faq,
+                    detect_locale(text),
+                )?
             {
                 push(group, s);
             }
-            if let Some(mut s) = ask(retriever, text, &products, vector.as_deref(), &|o| own.contains(&o), None, faq)? {
+            if let Some(mut s) = ask(
+                retriever,
+                text,
+                &products,
+                vector.as_deref(),
+                &|o| own.contains(&o),
+                None,
+                faq,
+                detect_locale(text),
+            )? {
                 s.weight = UNANSWERABLE_WEIGHT;
                 push(group, s);
             }
@@ -291,11 +318,13 @@ fn foreign_answers(retriever: &Retriever, push: &mut dyn FnMut(ScriptGroup, Samp
         for (locale, answer) in entry.answers.iter().filter(|(l, _)| ScriptGroup::of_locale(l) == ScriptGroup::Other) {
             let text = first_sentence(answer);
             let products = ProductContext { page: None, named: retriever.products_named(&text) };
-            if let Some(s) = ask(retriever, &text, &products, None, &|_| false, Some(faq), faq)? {
+            // Judged against the Chinese answers: this question was cut out
+            // of the answer in its own language, which would fit it perfectly.
+            if let Some(s) = ask(retriever, &text, &products, None, &|_| false, Some(faq), faq, "zh")? {
                 push(ScriptGroup::of_locale(locale), s);
             }
             let own = retriever.faq_phrasings(faq);
-            if let Some(s) = ask(retriever, &text, &products, None, &|o| own.contains(&o), None, faq)? {
+            if let Some(s) = ask(retriever, &text, &products, None, &|o| own.contains(&o), None, faq, "zh")? {
                 push(ScriptGroup::of_locale(locale), s);
             }
         }
@@ -309,7 +338,9 @@ fn first_sentence(text: &str) -> String {
 }
 
 /// Searches `text` like a shopper message and labels the top candidate:
-/// right when it is `answer` (None: nothing is right).
+/// right when it is `answer` (None: nothing is right). Answers are judged
+/// in `answers_in` where a candidate has one, as for a served message.
+#[allow(clippy::too_many_arguments)]
 fn ask(
     retriever: &Retriever,
     text: &str,
@@ -318,6 +349,7 @@ fn ask(
     skip: &dyn Fn(usize) -> bool,
     answer: Option<usize>,
     fold: usize,
+    answers_in: &str,
 ) -> Result<Option<Sample>, RetrievalError> {
     let mode = retriever.config().mode;
     let embedded = match vector {
@@ -326,7 +358,7 @@ fn ask(
     };
     let filter = Filter { product_id: products.page, now: None };
     let ranked = retriever.search_with(text, vector.or(embedded.as_deref()), &filter, K, mode, skip)?;
-    let Some(evidence) = retriever.evidence(text, vector.or(embedded.as_deref()), &ranked, products) else {
+    let Some(evidence) = retriever.evidence(text, vector.or(embedded.as_deref()), &ranked, products, answers_in) else {
         return Ok(None);
     };
     let is_answer = |c: &Candidate| Some(c.faq) == answer;

@@ -63,13 +63,16 @@ impl Retriever {
 
     /// The evidence vector for `candidates[0]` (ranked, best first) as an
     /// answer to `text`, whose embedding is `vector` (None: BM25 mode, no
-    /// answer evidence); None without candidates.
+    /// answer evidence), judging each candidate's answer in language
+    /// `answers_in` where it has one (else its Chinese one); None without
+    /// candidates.
     pub fn evidence(
         &self,
         text: &str,
         vector: Option<&[f32]>,
         candidates: &[Candidate],
         products: &ProductContext,
+        answers_in: &str,
     ) -> Option<[f32; EVIDENCE_LEN]> {
         let top = candidates.first()?;
         let rest = &candidates[1..];
@@ -91,7 +94,7 @@ impl Retriever {
         // How well each answer fits the question (e5's own query → passage
         // task), and by how much the top one fits better than the others'.
         let fit = |c: &Candidate| match (&self.dense, vector) {
-            (Some(d), Some(v)) => d.answers.cosine(c.faq, v),
+            (Some(d), Some(v)) => d.answers.cosine(d.answer_row(c.faq, answers_in), v),
             _ => 0.0,
         };
         let answer_top = fit(top);

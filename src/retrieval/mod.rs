@@ -101,11 +101,24 @@ pub struct Candidate {
 }
 
 /// The dense side: the model, the phrasing vectors and each FAQ's answer
-/// vector (a passage; the verifier weighs how well the answer fits).
+/// vectors (passages; the verifier weighs how well the answer fits): row
+/// `faq` is its Chinese answer, and its answers in other languages follow
+/// all of those, found through `foreign_answers`.
 pub struct Dense {
     pub embedder: Arc<Embedder>,
     pub vectors: PhrasingVectors,
     pub answers: PhrasingVectors,
+    /// Per FAQ: (language, row in `answers`) of each answer not in Chinese.
+    pub foreign_answers: Vec<Vec<(String, usize)>>,
+}
+
+impl Dense {
+    /// The row of FAQ `faq`'s answer in `language`, else of its Chinese one:
+    /// the answer a shopper writing in `language` gets.
+    pub fn answer_row(&self, faq: usize, language: &str) -> usize {
+        let foreign = self.foreign_answers.get(faq).into_iter().flatten();
+        foreign.filter(|(l, _)| l == language).map(|(_, row)| *row).next().unwrap_or(faq)
+    }
 }
 
 pub struct Retriever {
@@ -179,12 +192,9 @@ impl Retriever {
             if !dense.vectors.all_finite() {
                 return Err("phrasing vectors contain NaN or infinite values".to_string());
             }
-            if dense.answers.len() != self.kb.faqs.len() || !dense.answers.all_finite() {
-                return Err(format!(
-                    "{} answer vectors for {} FAQs, or not finite",
-                    dense.answers.len(),
-                    self.kb.faqs.len()
-                ));
+            let answers = self.kb.faqs.len() + dense.foreign_answers.iter().map(Vec::len).sum::<usize>();
+            if dense.answers.len() != answers || !dense.answers.all_finite() {
+                return Err(format!("{} answer vectors for {answers} answers, or not finite", dense.answers.len()));
             }
         }
         Ok(())

@@ -425,9 +425,11 @@ pub(super) fn read_message(
         let p = &kb.products[p];
         p.aliases.first().unwrap_or(&p.name).clone()
     };
+    // The message's language picks its verifier and the answers it is judged against.
+    let language = detect_locale(text);
+    let group = ScriptGroup::of_locale(language);
     // "这个一次用几滴" on the 神仙水 page reads as "神仙水 这个一次用几滴"
     // (Chinese only: the names are, and a mixed query misleads the verifier).
-    let group = ScriptGroup::of_locale(detect_locale(text));
     let subject = product.filter(|_| named.is_empty() && group == ScriptGroup::Chinese).map(short_name);
     let restated = match (context.question, named.as_slice()) {
         (Some(previous), [p]) if is_follow_up(&cleaned.text) => {
@@ -453,7 +455,7 @@ pub(super) fn read_message(
         // Prefetched above: the cache answers.
         let vector = retriever.query_vector(&query, retriever.config().mode)?;
         let candidates = retrieve_in_context(engine, &query, vector.as_deref(), follow_up, context, &filter, k)?;
-        let evidence = retriever.evidence(&query, vector.as_deref(), &candidates, &products);
+        let evidence = retriever.evidence(&query, vector.as_deref(), &candidates, &products, language);
         let judged = Confidence::judge(verifier, evidence.as_ref().map(|e| &e[..]), &candidates, cfg);
         if best.as_ref().is_none_or(|(_, b)| judged.value > b.value) {
             best = Some((candidates, judged));
