@@ -48,9 +48,9 @@ fn english_japanese_korean_questions_find_chinese_faqs() {
         ("How do I return an item within 7 days?", "return-7day", "en"),
         ("Which delivery company do you use?", "ship-courier", "en"),
         ("The bottle arrived broken, what should I do?", "after-damaged", "en"),
-        ("返品はどうやって申請しますか", "return-7day", "zh"),
-        ("해외직구 상품도 세금을 내야 하나요?", "tax-what", "zh"),
-        ("배송은 며칠 걸려요?", "ship-delivery-time", "zh"),
+        ("返品はどうやって申請しますか", "return-7day", "ja"),
+        ("해외직구 상품도 세금을 내야 하나요?", "tax-what", "ko"),
+        ("배송은 며칠 걸려요?", "ship-delivery-time", "ko"),
     ] {
         assert_eq!(best(q), (id.to_string(), locale.to_string()), "query {q:?}");
     }

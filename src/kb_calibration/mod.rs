@@ -333,8 +333,14 @@ fn foreign_answers(retriever: &Retriever, push: &mut dyn FnMut(ScriptGroup, Samp
 }
 
 fn first_sentence(text: &str) -> String {
-    let end = text.find(['.', '?', '!', '。', '？', '！']).map_or(text.len(), |i| i + 1);
-    text[..end].chars().take(FOREIGN_CHARS).collect()
+    let mut out = String::new();
+    for c in text.chars().take(FOREIGN_CHARS) {
+        out.push(c);
+        if matches!(c, '.' | '?' | '!' | '。' | '？' | '！') {
+            break;
+        }
+    }
+    out
 }
 
 /// Searches `text` like a shopper message and labels the top candidate:
@@ -370,4 +376,19 @@ fn ask(
         fold,
         weight: 1.0,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_sentence;
+
+    #[test]
+    fn the_first_sentence_ends_at_any_sentence_mark() {
+        assert_eq!(first_sentence("Yes. We ship daily."), "Yes.");
+        // Full-width marks are three bytes: the cut must not split one.
+        assert_eq!(first_sentence("大変申し訳ございません！お受け取り後"), "大変申し訳ございません！");
+        assert_eq!(first_sentence("네, 가능합니다。감사합니다"), "네, 가능합니다。");
+        assert_eq!(first_sentence("no mark at all"), "no mark at all");
+        assert_eq!(first_sentence(&"長".repeat(500)).chars().count(), super::FOREIGN_CHARS);
+    }
 }
