@@ -150,13 +150,17 @@ impl Engine {
                 let save = storage != IndexStorage::Scratch;
                 let vectors = PhrasingVectors::build(&kb, &table, &embedder, role, Some(&file), save, progress)?;
                 // Answers as passages (what e5 was trained to match questions
-                // with), one row per FAQ, in a store of their own.
+                // with), in a store of their own: one Chinese row per FAQ, then
+                // its answers in other languages.
                 let mut texts: Vec<&str> = kb.faqs.iter().map(answer_text).collect();
                 let mut foreign_answers = vec![Vec::new(); kb.faqs.len()];
                 for (faq, rows) in kb.faqs.iter().zip(&mut foreign_answers) {
-                    for (locale, answer) in faq.answers.iter().filter(|(l, _)| language(l) != "zh") {
-                        rows.push((language(locale), texts.len()));
-                        texts.push(answer);
+                    for (locale, answer) in &faq.answers {
+                        let lang = language(locale);
+                        if lang != "zh" {
+                            rows.push((lang, texts.len()));
+                            texts.push(answer);
+                        }
                     }
                 }
                 let answers =

@@ -155,10 +155,9 @@ pub fn fit(
     pseudo_queries(retriever, &mut push)?;
     foreign_answers(retriever, &mut push)?;
     for (i, line) in OFF_TOPIC.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')).enumerate() {
-        if let Some(s) =
-            ask(retriever, line, &ProductContext::default(), None, &|_| false, None, i, detect_locale(line))?
-        {
-            push(ScriptGroup::of_locale(detect_locale(line)), s);
+        let language = detect_locale(line);
+        if let Some(s) = ask(retriever, line, &ProductContext::default(), None, &|_| false, None, i, language)? {
+            push(ScriptGroup::of_locale(language), s);
         }
     }
     let mut from_history = [0; 2];

@@ -116,8 +116,7 @@ impl Dense {
     /// The row of FAQ `faq`'s answer in `language`, else of its Chinese one:
     /// the answer a shopper writing in `language` gets.
     pub fn answer_row(&self, faq: usize, language: &str) -> usize {
-        let foreign = self.foreign_answers.get(faq).into_iter().flatten();
-        foreign.filter(|(l, _)| l == language).map(|(_, row)| *row).next().unwrap_or(faq)
+        self.foreign_answers[faq].iter().find(|(l, _)| l == language).map_or(faq, |(_, row)| *row)
     }
 }
 
