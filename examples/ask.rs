@@ -32,7 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let verifier = calibration.group(ScriptGroup::of_locale(language));
         let cfg = &engine.config.decision;
         let judged = Confidence::judge(verifier, evidence.as_ref().map(|e| &e[..]), &candidates, cfg);
-        let d = decide(text, text, &candidates, judged, 0, &kb.lexicon, cfg);
+        let d = decide(text, text, &candidates, judged, 0, &kb.lexicon, engine.retriever.analyzer(), cfg);
         println!("{text}\n  → {:?} ({}, confidence {:.2})", d.action, d.reason.name(), d.confidence);
         if let Some((_, answer)) = d.faq.and_then(|f| kb.faqs[f].answer_for(detect_locale(text))) {
             println!("  {answer}");

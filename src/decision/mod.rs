@@ -20,6 +20,7 @@ pub use verifier::{GroupSummary, GroupVerifier, KbCalibration, Logistic, Sample,
 
 use crate::kb::Lexicon;
 use crate::retrieval::Candidate;
+use crate::text::Analyzer;
 
 /// Thresholds and calibration ([`crate::config::Config`]'s `[decision]`).
 /// With `kb_calibration` (default) each knowledge base fits its own verifier
@@ -208,6 +209,7 @@ pub fn decide(
     judged: Confidence,
     unresolved_turns: u32,
     lexicon: &Lexicon,
+    analyzer: &Analyzer,
     cfg: &DecisionConfig,
 ) -> Decision {
     let confidence = judged.value;
@@ -222,7 +224,7 @@ pub fn decide(
             ..decision(Action::Answer, Reason::SmallTalk, None)
         };
     }
-    if let Some(reason) = escalation(cleaned, lexicon) {
+    if let Some(reason) = escalation(cleaned, lexicon, analyzer) {
         return decision(Action::Handoff, reason, None);
     }
     match candidates.first() {
@@ -243,6 +245,12 @@ mod tests {
 
     fn judge(candidates: &[Candidate]) -> Confidence {
         Confidence::judge(None, None, candidates, &cfg())
+    }
+
+    fn analyzer() -> &'static Analyzer {
+        static ANALYZER: std::sync::LazyLock<Analyzer> =
+            std::sync::LazyLock::new(|| Analyzer::new(Vec::<&str>::new(), Vec::<Vec<&str>>::new()));
+        &ANALYZER
     }
 
     fn lexicon() -> Lexicon {
@@ -270,7 +278,7 @@ mod tests {
     #[test]
     fn clear_winner_is_answered() {
         let c = [cand(4, 1.1), cand(7, 0.8)];
-        let d = decide("运费险怎么赔", "运费险怎么赔", &c, judge(&c), 0, &lexicon(), &cfg());
+        let d = decide("运费险怎么赔", "运费险怎么赔", &c, judge(&c), 0, &lexicon(), analyzer(), &cfg());
         assert_eq!((d.action, d.reason, d.faq), (Action::Answer, Reason::Confident, Some(4)));
         assert!(d.confidence > 0.8);
     }
@@ -278,7 +286,7 @@ mod tests {
     #[test]
     fn close_candidates_are_offered_as_choices() {
         let c = [cand(1, 0.97), cand(2, 0.96), cand(3, 0.95), cand(9, 0.5)];
-        let d = decide("退货", "退货", &c, judge(&c), 0, &lexicon(), &cfg());
+        let d = decide("退货", "退货", &c, judge(&c), 0, &lexicon(), analyzer(), &cfg());
         assert_eq!((d.action, d.reason), (Action::Clarify, Reason::Ambiguous));
         assert_eq!(d.choices, vec![1, 2, 3]);
     }
@@ -286,9 +294,9 @@ mod tests {
     #[test]
     fn weak_or_no_match_goes_to_a_human() {
         let c = [cand(1, 0.5), cand(2, 0.49)];
-        let d = decide("你们老板是谁", "你们老板是谁", &c, judge(&c), 0, &lexicon(), &cfg());
+        let d = decide("你们老板是谁", "你们老板是谁", &c, judge(&c), 0, &lexicon(), analyzer(), &cfg());
         assert_eq!((d.action, d.reason), (Action::Handoff, Reason::NoConfidentMatch));
-        let d = decide("😊", "😊", &[], judge(&[]), 0, &lexicon(), &cfg());
+        let d = decide("😊", "😊", &[], judge(&[]), 0, &lexicon(), analyzer(), &cfg());
         assert_eq!((d.action, d.reason), (Action::Handoff, Reason::NoConfidentMatch));
     }
 
@@ -307,7 +315,7 @@ mod tests {
             ("我的快递到哪了", Reason::OrderLookup),
             ("单号 SF1234567890 怎么没动", Reason::OrderLookup),
         ] {
-            let d = decide(text, text, &c, judge(&c), 0, &lexicon(), &cfg());
+            let d = decide(text, text, &c, judge(&c), 0, &lexicon(), analyzer(), &cfg());
             assert_eq!((d.action, d.reason), (Action::Handoff, reason), "{text}");
         }
     }
@@ -315,8 +323,8 @@ mod tests {
     #[test]
     fn repeated_clarify_turns_hand_off() {
         let c = [cand(1, 0.97), cand(2, 0.96)];
-        assert_eq!(decide("退货", "退货", &c, judge(&c), 1, &lexicon(), &cfg()).action, Action::Clarify);
-        let d = decide("退货", "退货", &c, judge(&c), 2, &lexicon(), &cfg());
+        assert_eq!(decide("退货", "退货", &c, judge(&c), 1, &lexicon(), analyzer(), &cfg()).action, Action::Clarify);
+        let d = decide("退货", "退货", &c, judge(&c), 2, &lexicon(), analyzer(), &cfg());
         assert_eq!((d.action, d.reason), (Action::Handoff, Reason::Unresolved));
     }
 }

@@ -164,6 +164,10 @@ impl Retriever {
         &self.kb
     }
 
+    pub fn analyzer(&self) -> &Analyzer {
+        &self.analyzer
+    }
+
     pub fn config(&self) -> &RetrievalConfig {
         &self.config
     }

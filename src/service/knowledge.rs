@@ -238,7 +238,16 @@ impl Knowledge {
         let kb = engine.retriever.kb();
         let cfg = &self.config.decision;
         let reading = read_message(&engine, question, &Context::default(), None, PREVIEW_CANDIDATES)?;
-        let decision = decide(question, &reading.text, &reading.candidates, reading.judged, 0, &kb.lexicon, cfg);
+        let decision = decide(
+            question,
+            &reading.text,
+            &reading.candidates,
+            reading.judged,
+            0,
+            &kb.lexicon,
+            engine.retriever.analyzer(),
+            cfg,
+        );
         let candidates: Vec<PreviewCandidate> = reading
             .candidates
             .iter()

@@ -195,8 +195,16 @@ impl Turns {
             Context { question: conversation.last_question.as_deref(), faq_id: conversation.last_faq_id.as_deref() };
         let reading = read_message(&engine, text, &context, product, cfg.choices.max(5))?;
         let candidates = reading.candidates;
-        let decision =
-            decide(text, &reading.text, &candidates, reading.judged, conversation.unresolved_turns, &kb.lexicon, cfg);
+        let decision = decide(
+            text,
+            &reading.text,
+            &candidates,
+            reading.judged,
+            conversation.unresolved_turns,
+            &kb.lexicon,
+            engine.retriever.analyzer(),
+            cfg,
+        );
         if conversation.status == ConversationStatus::Handoff && decision.action != Action::Answer {
             // Waiting for a human: the message is stored for the agent, and the
             // shopper is told where they stand; the bot still answers what it can.

@@ -1,6 +1,6 @@
 use std::collections::{HashMap, HashSet};
 
-use jieba_rs::Jieba;
+use jieba_rs::{Jieba, TokenizeMode};
 
 use super::normalize::{is_han, normalize};
 
@@ -93,6 +93,25 @@ impl Analyzer {
             }
         }
         out
+    }
+
+    /// Byte offsets in `text` (as given, not normalised) where a word starts
+    /// or ends, sorted: the edges of every word jieba's search mode finds,
+    /// sub-words included (大骗子 also yields 骗子). A lexicon word inside a
+    /// message must line up with them: 天气死冷 holds 气死 only across the
+    /// edge of 天气.
+    pub fn word_edges(&self, text: &str) -> Vec<usize> {
+        let mut bytes: Vec<usize> = text.char_indices().map(|(at, _)| at).collect();
+        bytes.push(text.len());
+        let mut edges: Vec<usize> = self
+            .jieba
+            .tokenize(text, TokenizeMode::Search, true)
+            .iter()
+            .flat_map(|t| [bytes[t.start], bytes[t.end]])
+            .collect();
+        edges.sort_unstable();
+        edges.dedup();
+        edges
     }
 }
 

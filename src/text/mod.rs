@@ -13,5 +13,6 @@ mod tantivy_adapter;
 pub use analyzer::Analyzer;
 pub use clean::{Cleaned, LONG_MESSAGE_CHARS, clean};
 pub use locale::detect_locale;
+pub(crate) use normalize::is_han;
 pub use normalize::{fold, normalize};
 pub use tantivy_adapter::{TOKENIZER_NAME, TantivyAnalyzer};
