@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 use crate::decision::{GroupVerifier, KbCalibration, Sample, ScriptGroup};
 use crate::embed::Role;
 use crate::index::Filter;
+use crate::kb::Faq;
 use crate::retrieval::{Candidate, Mode, ProductContext, RetrievalError, Retriever};
 use crate::text::detect_locale;
 
@@ -34,7 +35,8 @@ const MAX_PER_FAQ: usize = 12;
 /// Phrasings asked in all at most: a large knowledge base is sampled (every
 /// n-th FAQ), which keeps the fit to a few seconds at 100k phrasings.
 const MAX_QUERIES: usize = 1500;
-/// FAQs whose foreign answers are asked at most (each needs a model pass).
+/// Foreign answers asked at most (each needs a model pass): past that,
+/// every n-th FAQ's, all its languages together.
 const MAX_FOREIGN: usize = 300;
 /// A held-out FAQ's phrasing counts this much: one per phrasing would make
 /// half of all questions unanswerable, several times what stores see
@@ -312,9 +314,9 @@ fn pseudo_queries(retriever: &Retriever, push: &mut dyn FnMut(ScriptGroup, Sampl
 /// language: the only foreign-language text a store's files hold.
 fn foreign_answers(retriever: &Retriever, push: &mut dyn FnMut(ScriptGroup, Sample)) -> Result<(), RetrievalError> {
     let faqs = &retriever.kb().faqs;
-    let stride = faqs.len().div_ceil(MAX_FOREIGN).max(1);
+    let stride = faqs.iter().map(|e| in_other_scripts(e).count()).sum::<usize>().div_ceil(MAX_FOREIGN).max(1);
     for (faq, entry) in faqs.iter().enumerate().step_by(stride) {
-        for (locale, answer) in entry.answers.iter().filter(|(l, _)| ScriptGroup::of_locale(l) == ScriptGroup::Other) {
+        for (locale, answer) in in_other_scripts(entry) {
             let text = first_sentence(answer);
             let products = ProductContext { page: None, named: retriever.products_named(&text) };
             // Judged against the Chinese answers: this question was cut out
@@ -329,6 +331,11 @@ fn foreign_answers(retriever: &Retriever, push: &mut dyn FnMut(ScriptGroup, Samp
         }
     }
     Ok(())
+}
+
+/// An entry's answers in the other script group, with their locales.
+fn in_other_scripts(entry: &Faq) -> impl Iterator<Item = (&String, &String)> {
+    entry.answers.iter().filter(|(l, _)| ScriptGroup::of_locale(l) == ScriptGroup::Other)
 }
 
 fn first_sentence(text: &str) -> String {
