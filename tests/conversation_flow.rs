@@ -54,9 +54,13 @@ async fn small_talk_gets_a_friendly_reply_not_a_human() {
 async fn a_human_can_be_asked_for_in_every_language_the_widget_speaks() {
     let tmp = tempfile::tempdir().unwrap();
     let server = start(&tmp.path().join("db.sqlite3"), |_| {}).await;
-    for text in
-        ["亲，转人工", "can I talk to a real agent pls", "オペレーターにつないでください", "상담원 연결해 주세요"]
-    {
+    for text in [
+        "亲，转人工",
+        "人工人工！",
+        "can I talk to a real agent pls",
+        "オペレーターにつないでください",
+        "상담원 연결해 주세요",
+    ] {
         let v = server.ask(json!({"text": text})).await;
         assert_eq!(
             (v["action"].as_str(), v["reason"].as_str()),
@@ -69,6 +73,13 @@ async fn a_human_can_be_asked_for_in_every_language_the_widget_speaks() {
     assert_ne!(v["reason"], "human_requested", "{v}");
     let v = server.ask(json!({"text": "ありがとうございました！"})).await;
     assert_eq!(v["reason"], "small_talk", "{v}");
+    // Lexicon words inside other words are no request, complaint or anger:
+    // 人工 in a question about 人工费, 气死 across 天气|死冷.
+    for text in ["安装要另外收人工费吗", "北方天气死冷，奶粉寄过去会冻坏吗"] {
+        let v = server.ask(json!({"text": text})).await;
+        let reason = v["reason"].as_str().unwrap();
+        assert!(!["human_requested", "complaint", "anger"].contains(&reason), "{text}: {v}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

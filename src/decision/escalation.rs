@@ -44,7 +44,17 @@ pub fn escalation(text: &str, lexicon: &Lexicon, analyzer: &Analyzer) -> Option<
 /// `pattern`'s `+`-separated parts all occur in `text`, in order, as whole
 /// words (`edges`, where `text`'s Chinese words start and end: Chinese
 /// characters may run on into the text beside them only without it).
+/// `^word$` is the whole message: the word, repeated or not, and nothing but
+/// punctuation, spaces and emoji besides (人工人工人工！, but not 人工费多少).
 fn matches_pattern(text: &str, pattern: &str, edges: Option<&[usize]>) -> bool {
+    if let Some(word) = pattern.strip_prefix('^').and_then(|p| p.strip_suffix('$')) {
+        let letters = |s: &str| s.chars().filter(|c| c.is_alphanumeric()).collect::<String>();
+        let (text, word) = (letters(text), letters(word));
+        return !word.is_empty()
+            && !text.is_empty()
+            && text.len() % word.len() == 0
+            && text == word.repeat(text.len() / word.len());
+    }
     let mut from = 0;
     for part in pattern.split('+').map(str::trim) {
         if part.is_empty() {
@@ -121,6 +131,11 @@ mod tests {
         assert!(matches_fragment("我的快递到哪了", "快递+到哪"));
         assert!(!matches_fragment("到哪里买快递盒", "快递+到哪"));
         assert!(!matches_fragment("my order hasnt movedx", "hasnt moved"));
+        assert!(matches_fragment("人工人工人工！！", "^人工$"));
+        assert!(matches_fragment("人工 🙏", "^人工$"));
+        assert!(!matches_fragment("人工费怎么算", "^人工$"));
+        assert!(!matches_fragment("人工人", "^人工$"));
+        assert!(!matches_fragment("？？", "^人工$"));
         assert!(has_order_number("帮我查下 yt7723918844 到哪了"));
         assert!(!has_order_number("满299减30"));
     }
