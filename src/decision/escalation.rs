@@ -16,13 +16,15 @@ const ANGRY_EMOJI: &[char] = &['😡', '🤬', '😤', '👎', '💢'];
 /// a complaint, anger (lexicon words, three or more `!`, angry emoji), or a
 /// question about the shopper's own order. Latin words match whole words
 /// ("complains" is not "complaint"); Chinese complaint and anger words are
-/// insults and terms, so they must also be words of the message's
-/// segmentation (天气死冷 holds no 气死), while requests and order lookups
+/// insults and terms, so they must also start and end where the message's
+/// jieba words do (天气死冷 holds no 气死), while requests and order lookups
 /// are phrase fragments (赔了没 in 赔了没有) matched anywhere. `A+B`
-/// patterns need both parts in that order.
+/// patterns need both parts in that order, each a whole word by the same
+/// rules; `^A$` is the whole message.
 pub fn escalation(text: &str, lexicon: &Lexicon, analyzer: &Analyzer) -> Option<Reason> {
     let folded = fold(text);
-    let edges = analyzer.word_edges(&folded);
+    // Only Chinese characters beside Chinese words look at the edges.
+    let edges = if folded.chars().any(is_han) { analyzer.word_edges(&folded) } else { Vec::new() };
     let has_fragment = |words: &[String]| words.iter().any(|w| matches_pattern(&folded, &fold(w), None));
     let has = |words: &[String]| words.iter().any(|w| matches_pattern(&folded, &fold(w), Some(&edges)));
     if has_fragment(&lexicon.human) && !ABOUT_AGENTS.iter().any(|w| folded.contains(w)) {
@@ -112,10 +114,8 @@ mod tests {
 
     /// As anger and complaint words match.
     fn matches(text: &str, pattern: &str) -> bool {
-        static ANALYZER: std::sync::LazyLock<Analyzer> =
-            std::sync::LazyLock::new(|| Analyzer::new(Vec::<&str>::new(), Vec::<Vec<&str>>::new()));
         let text = fold(text);
-        matches_pattern(&text, &fold(pattern), Some(&ANALYZER.word_edges(&text)))
+        matches_pattern(&text, &fold(pattern), Some(&Analyzer::plain().word_edges(&text)))
     }
 
     /// As requests and order lookups match.
@@ -131,6 +131,11 @@ mod tests {
         assert!(matches_fragment("我的快递到哪了", "快递+到哪"));
         assert!(!matches_fragment("到哪里买快递盒", "快递+到哪"));
         assert!(!matches_fragment("my order hasnt movedx", "hasnt moved"));
+        // Each part of a pattern is a whole word, where it meets the one before too.
+        assert!(matches_fragment("check my order please", "check+order"));
+        assert!(!matches_fragment("my ordercheck", "order+check"));
+        assert!(matches_fragment("HUMAN!!", "^human$"));
+        assert!(!matches_fragment("human please", "^human$"));
         assert!(matches_fragment("人工人工人工！！", "^人工$"));
         assert!(matches_fragment("人工 🙏", "^人工$"));
         assert!(!matches_fragment("人工费怎么算", "^人工$"));
@@ -149,6 +154,8 @@ mod tests {
         assert!(matches("你们就是一群大骗子", "骗子"));
         assert!(matches("質量太差了！", "太差了"));
         assert!(matches("我要去曝光你们", "曝光你们"));
+        assert!(matches("你们这是黑店！骗子", "黑店+骗子"));
+        assert!(!matches("天气死冷还骗子", "天+气死"));
         // Beside Latin letters no segmentation is asked of Chinese words.
         assert!(matches("垃圾app", "垃圾"));
         // Fragments match inside words: 没 of 没有, 到 of 发到.

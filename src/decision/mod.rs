@@ -247,12 +247,6 @@ mod tests {
         Confidence::judge(None, None, candidates, &cfg())
     }
 
-    fn analyzer() -> &'static Analyzer {
-        static ANALYZER: std::sync::LazyLock<Analyzer> =
-            std::sync::LazyLock::new(|| Analyzer::new(Vec::<&str>::new(), Vec::<Vec<&str>>::new()));
-        &ANALYZER
-    }
-
     fn lexicon() -> Lexicon {
         Lexicon {
             human: vec!["转人工".into(), "human".into()],
@@ -278,7 +272,7 @@ mod tests {
     #[test]
     fn clear_winner_is_answered() {
         let c = [cand(4, 1.1), cand(7, 0.8)];
-        let d = decide("运费险怎么赔", "运费险怎么赔", &c, judge(&c), 0, &lexicon(), analyzer(), &cfg());
+        let d = decide("运费险怎么赔", "运费险怎么赔", &c, judge(&c), 0, &lexicon(), Analyzer::plain(), &cfg());
         assert_eq!((d.action, d.reason, d.faq), (Action::Answer, Reason::Confident, Some(4)));
         assert!(d.confidence > 0.8);
     }
@@ -286,7 +280,7 @@ mod tests {
     #[test]
     fn close_candidates_are_offered_as_choices() {
         let c = [cand(1, 0.97), cand(2, 0.96), cand(3, 0.95), cand(9, 0.5)];
-        let d = decide("退货", "退货", &c, judge(&c), 0, &lexicon(), analyzer(), &cfg());
+        let d = decide("退货", "退货", &c, judge(&c), 0, &lexicon(), Analyzer::plain(), &cfg());
         assert_eq!((d.action, d.reason), (Action::Clarify, Reason::Ambiguous));
         assert_eq!(d.choices, vec![1, 2, 3]);
     }
@@ -294,9 +288,9 @@ mod tests {
     #[test]
     fn weak_or_no_match_goes_to_a_human() {
         let c = [cand(1, 0.5), cand(2, 0.49)];
-        let d = decide("你们老板是谁", "你们老板是谁", &c, judge(&c), 0, &lexicon(), analyzer(), &cfg());
+        let d = decide("你们老板是谁", "你们老板是谁", &c, judge(&c), 0, &lexicon(), Analyzer::plain(), &cfg());
         assert_eq!((d.action, d.reason), (Action::Handoff, Reason::NoConfidentMatch));
-        let d = decide("😊", "😊", &[], judge(&[]), 0, &lexicon(), analyzer(), &cfg());
+        let d = decide("😊", "😊", &[], judge(&[]), 0, &lexicon(), Analyzer::plain(), &cfg());
         assert_eq!((d.action, d.reason), (Action::Handoff, Reason::NoConfidentMatch));
     }
 
@@ -315,7 +309,7 @@ mod tests {
             ("我的快递到哪了", Reason::OrderLookup),
             ("单号 SF1234567890 怎么没动", Reason::OrderLookup),
         ] {
-            let d = decide(text, text, &c, judge(&c), 0, &lexicon(), analyzer(), &cfg());
+            let d = decide(text, text, &c, judge(&c), 0, &lexicon(), Analyzer::plain(), &cfg());
             assert_eq!((d.action, d.reason), (Action::Handoff, reason), "{text}");
         }
     }
@@ -323,8 +317,11 @@ mod tests {
     #[test]
     fn repeated_clarify_turns_hand_off() {
         let c = [cand(1, 0.97), cand(2, 0.96)];
-        assert_eq!(decide("退货", "退货", &c, judge(&c), 1, &lexicon(), analyzer(), &cfg()).action, Action::Clarify);
-        let d = decide("退货", "退货", &c, judge(&c), 2, &lexicon(), analyzer(), &cfg());
+        assert_eq!(
+            decide("退货", "退货", &c, judge(&c), 1, &lexicon(), Analyzer::plain(), &cfg()).action,
+            Action::Clarify
+        );
+        let d = decide("退货", "退货", &c, judge(&c), 2, &lexicon(), Analyzer::plain(), &cfg());
         assert_eq!((d.action, d.reason), (Action::Handoff, Reason::Unresolved));
     }
 }

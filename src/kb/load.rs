@@ -253,4 +253,18 @@ mod tests {
         assert_eq!(own.lexicon.smalltalk[0].phrases, ["掌柜好"]);
         assert!(own.lexicon.human.contains(&"转人工".to_string()), "built-in handoff words kept");
     }
+
+    #[test]
+    fn handoff_words_that_could_never_match_are_problems_with_file_and_line() {
+        for word in ["^人工", "人工$", "^人工+客服$", "快递+", "^！$"] {
+            let dir = tempfile::tempdir().unwrap();
+            fs::write(dir.path().join("faq.toml"), FAQ).unwrap();
+            let lexicon = format!("# words\n[handoff]\nhuman = [\"转人工\", {word:?}]\n");
+            fs::write(dir.path().join("lexicon.toml"), lexicon).unwrap();
+            let err = load_dir(dir.path(), &KbOptions::default()).map(|_| ()).unwrap_err().to_string();
+            assert!(err.contains("lexicon.toml:2") && err.contains(word), "{word}: {err}");
+        }
+        let fine = "[handoff]\nhuman = [\"^人工$\", \"找客服+处理\"]\nanger = [\"？？？\"]\n";
+        assert_eq!(kb_of(&[("faq.toml", FAQ), ("lexicon.toml", fine)]).lexicon.human, ["^人工$", "找客服+处理"]);
+    }
 }

@@ -105,6 +105,12 @@ pub(super) fn parse(path: &Path, text: &str, problems: &mut Vec<Problem>) -> Par
         let line = ctx.line(&key.span());
         if key.get_ref() == "handoff" {
             out.lexicon = deserialize::<Lexicon>(&mut ctx, value, line);
+            if let Some(lexicon) = &out.lexicon {
+                let words = [&lexicon.human, &lexicon.complaint, &lexicon.anger, &lexicon.order_lookup];
+                for word in words.into_iter().flatten() {
+                    ctx.check(line, handoff_pattern(word));
+                }
+            }
             continue;
         }
         let tables = match value.get_ref() {
@@ -125,6 +131,20 @@ pub(super) fn parse(path: &Path, text: &str, problems: &mut Vec<Problem>) -> Par
         }
     }
     out
+}
+
+/// A `[handoff]` word that could never match: an empty part of `A+B`, or
+/// a half-written or mixed `^A$` (the whole message takes no `+`).
+fn handoff_pattern(word: &str) -> Result<(), String> {
+    let anchored = word.starts_with('^') || word.ends_with('$');
+    let inner = word.trim_start_matches('^').trim_end_matches('$');
+    if anchored && !(word.starts_with('^') && word.ends_with('$') && !inner.contains('+')) {
+        return Err(format!("[handoff] word {word:?}: the whole message is written ^word$, without +"));
+    }
+    if (anchored && !inner.chars().any(char::is_alphanumeric)) || inner.split('+').any(|p| p.trim().is_empty()) {
+        return Err(format!("[handoff] word {word:?} has an empty part and would never match"));
+    }
+    Ok(())
 }
 
 fn parse_smalltalk(ctx: &mut Ctx, item: &Spanned<DeValue>, out: &mut ParsedFile) {

@@ -74,7 +74,10 @@ pub struct Product {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Lexicon {
-    /// Explicit requests: 转人工, 人工客服, human, agent…
+    /// Explicit requests: 转人工, 人工客服, human, agent… Every list takes
+    /// `A+B` (both parts, in that order) and `^A$` (the whole message);
+    /// Latin words match whole words, and Chinese complaint and anger words
+    /// must start and end where the message's jieba words do.
     #[serde(default)]
     pub human: Vec<String>,
     /// Complaints: 投诉, 差评, 12315…
@@ -84,7 +87,7 @@ pub struct Lexicon {
     #[serde(default)]
     pub anger: Vec<String>,
     /// Questions about the shopper's own order (到哪了, 钱呢, my order…): an
-    /// agent must look them up. `A+B` needs both parts, in that order.
+    /// agent must look them up.
     #[serde(default)]
     pub order_lookup: Vec<String>,
     /// Small talk the bot answers itself (`[[smalltalk]]` tables).

@@ -27,7 +27,7 @@ use crate::retrieval::{Candidate, Mode, ProductContext, RetrievalError, Retrieve
 use crate::text::detect_locale;
 
 /// Bumped whenever the evidence or the sampling changes.
-const VERSION: u32 = 5;
+const VERSION: u32 = 6;
 /// Candidates looked at per pseudo-query (the decision sees as many).
 const K: usize = 5;
 /// Phrasings asked per FAQ at most (bounds the work on huge entries).
@@ -314,9 +314,9 @@ fn pseudo_queries(retriever: &Retriever, push: &mut dyn FnMut(ScriptGroup, Sampl
 /// language: the only foreign-language text a store's files hold.
 fn foreign_answers(retriever: &Retriever, push: &mut dyn FnMut(ScriptGroup, Sample)) -> Result<(), RetrievalError> {
     let faqs = &retriever.kb().faqs;
-    let stride = faqs.iter().map(|e| in_other_scripts(e).count()).sum::<usize>().div_ceil(MAX_FOREIGN).max(1);
-    for (faq, entry) in faqs.iter().enumerate().step_by(stride) {
-        for (locale, answer) in in_other_scripts(entry) {
+    let counts: Vec<usize> = faqs.iter().map(|e| in_other_scripts(e).count()).collect();
+    for faq in sampled_foreign(&counts) {
+        for (locale, answer) in in_other_scripts(&faqs[faq]) {
             let text = first_sentence(answer);
             let products = ProductContext { page: None, named: retriever.products_named(&text) };
             // Judged against the Chinese answers: this question was cut out
@@ -331,6 +331,23 @@ fn foreign_answers(retriever: &Retriever, push: &mut dyn FnMut(ScriptGroup, Samp
         }
     }
     Ok(())
+}
+
+/// The FAQs whose foreign answers are asked, given how many each has: all
+/// of them up to `MAX_FOREIGN` answers, else every n-th FAQ that has any
+/// (all its languages together) until the bound is reached.
+fn sampled_foreign(counts: &[usize]) -> Vec<usize> {
+    let with_answers: Vec<usize> = (0..counts.len()).filter(|&f| counts[f] > 0).collect();
+    let stride = counts.iter().sum::<usize>().div_ceil(MAX_FOREIGN).max(1);
+    let mut asked = 0;
+    with_answers
+        .into_iter()
+        .step_by(stride)
+        .take_while(|&f| {
+            asked += counts[f];
+            asked <= MAX_FOREIGN
+        })
+        .collect()
 }
 
 /// An entry's answers in the other script group, with their locales.
@@ -386,7 +403,24 @@ fn ask(
 
 #[cfg(test)]
 mod tests {
-    use super::first_sentence;
+    use super::{MAX_FOREIGN, first_sentence, sampled_foreign};
+
+    #[test]
+    fn at_most_max_foreign_answers_are_asked_however_they_are_spread() {
+        let asked = |counts: &[usize]| sampled_foreign(counts).iter().map(|&f| counts[f]).sum::<usize>();
+        // A small store: every FAQ with foreign answers.
+        assert_eq!(sampled_foreign(&[3, 0, 2]), [0, 2]);
+        // 2,500 FAQs, only every fifth translated (three languages): the
+        // sample spreads over the translated ones, not over every fifth FAQ.
+        let counts: Vec<usize> = (0..2500).map(|f| if f % 5 == 0 { 3 } else { 0 }).collect();
+        let sample = sampled_foreign(&counts);
+        assert!(asked(&counts) <= MAX_FOREIGN && asked(&counts) >= MAX_FOREIGN / 2, "{}", asked(&counts));
+        assert!(sample.iter().all(|&f| counts[f] > 0) && *sample.last().unwrap() > 2000, "{sample:?}");
+        // One FAQ in many languages cannot push the total past the bound.
+        let mut counts = vec![1; 299];
+        counts.insert(0, 40);
+        assert!(asked(&counts) <= MAX_FOREIGN);
+    }
 
     #[test]
     fn the_first_sentence_ends_at_any_sentence_mark() {

@@ -97,21 +97,28 @@ impl Analyzer {
 
     /// Byte offsets in `text` (as given, not normalised) where a word starts
     /// or ends, sorted: the edges of every word jieba's search mode finds,
-    /// sub-words included (大骗子 also yields 骗子). A lexicon word inside a
-    /// message must line up with them: 天气死冷 holds 气死 only across the
-    /// edge of 天气.
+    /// sub-words included (大骗子 also yields 骗子). A complaint or anger
+    /// word must start and end at such edges: 天气死冷 holds 气死 only across
+    /// the edge of 天气.
     pub fn word_edges(&self, text: &str) -> Vec<usize> {
-        let mut bytes: Vec<usize> = text.char_indices().map(|(at, _)| at).collect();
-        bytes.push(text.len());
         let mut edges: Vec<usize> = self
             .jieba
             .tokenize(text, TokenizeMode::Search, true)
             .iter()
-            .flat_map(|t| [bytes[t.start], bytes[t.end]])
+            .flat_map(|t| [t.byte_start, t.byte_end])
             .collect();
         edges.sort_unstable();
         edges.dedup();
         edges
+    }
+
+    /// One analyzer without custom words or synonyms, for unit tests
+    /// elsewhere (building jieba's dictionary takes a while).
+    #[cfg(test)]
+    pub(crate) fn plain() -> &'static Analyzer {
+        static PLAIN: std::sync::LazyLock<Analyzer> =
+            std::sync::LazyLock::new(|| Analyzer::new(Vec::<&str>::new(), Vec::<Vec<&str>>::new()));
+        &PLAIN
     }
 }
 
@@ -149,6 +156,23 @@ mod tests {
             ["SK-II", "神仙水", "跨境综合税", "运费险", "iPhone15ProMax"],
             [vec!["多少钱", "价格", "价钱"], vec!["退货", "退换货"]],
         )
+    }
+
+    #[test]
+    fn word_edges_fall_on_character_boundaries_of_the_text_as_given() {
+        assert!(Analyzer::plain().word_edges("").is_empty());
+        for text in ["北方天气死冷😡", "ＳＫ－ＩＩ神仙水 ok?", "e\u{301}好评👍🏽！", "你们就是大骗子"]
+        {
+            let edges = Analyzer::plain().word_edges(text);
+            assert_eq!((edges.first(), edges.last()), (Some(&0), Some(&text.len())), "{text}");
+            assert!(edges.iter().all(|&e| text.is_char_boundary(e)), "{text}: {edges:?}");
+        }
+        let text = "北方天气死冷";
+        let edges = Analyzer::plain().word_edges(text);
+        assert!(edges.contains(&text.find("天气").unwrap()) && !edges.contains(&text.find("气").unwrap()));
+        // Search mode: 骗子 is also a word of 大骗子.
+        let text = "你们就是大骗子";
+        assert!(Analyzer::plain().word_edges(text).contains(&text.find("骗子").unwrap()));
     }
 
     #[test]
