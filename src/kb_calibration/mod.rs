@@ -158,7 +158,7 @@ pub fn fit(
     foreign_answers(retriever, &mut push)?;
     for (i, line) in OFF_TOPIC.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')).enumerate() {
         let language = detect_locale(line);
-        if let Some(s) = ask(retriever, line, &ProductContext::default(), None, &|_| false, None, i, language)? {
+        if let Some(s) = ask(retriever, &Probe::new(line, ProductContext::default()), &|_| false, None, i)? {
             push(ScriptGroup::of_locale(language), s);
         }
     }
@@ -219,9 +219,8 @@ fn translated_questions(retriever: &Retriever, judge: &GroupVerifier) -> Result<
         let fold = answer.unwrap_or(retriever.kb().faqs.len() + i);
         for (text, vector) in fields[1..].iter().zip(&line_vectors[1..]) {
             let products = ProductContext { page: None, named: retriever.products_named(text) };
-            if let Some(mut s) =
-                ask(retriever, text, &products, vector.as_deref(), &|_| false, answer, fold, detect_locale(text))?
-            {
+            let probe = Probe { vector: vector.as_deref(), ..Probe::new(text, products) };
+            if let Some(mut s) = ask(retriever, &probe, &|_| false, answer, fold)? {
                 if answer.is_none() {
                     s.weight = UNANSWERABLE_WEIGHT;
                 }
@@ -243,8 +242,7 @@ fn history_samples(retriever: &Retriever, history: &[Labelled]) -> Result<Vec<(S
     for l in history.iter().rev().take(MAX_HISTORY) {
         let Some(faq) = kb.faqs.iter().position(|f| f.id == l.faq_id) else { continue };
         let products = ProductContext { page: l.page.as_deref(), named: retriever.products_named(&l.text) };
-        let Some(mut s) = ask(retriever, &l.text, &products, None, &|_| false, Some(faq), faq, detect_locale(&l.text))?
-        else {
+        let Some(mut s) = ask(retriever, &Probe::new(&l.text, products), &|_| false, Some(faq), faq)? else {
             continue;
         };
         if !l.right {
@@ -276,32 +274,14 @@ fn pseudo_queries(retriever: &Retriever, push: &mut dyn FnMut(ScriptGroup, Sampl
             // asked on the page every other time.
             let named = retriever.products_named(text);
             let page = entry.products.first().filter(|_| named.is_empty() || n % 2 == 1).map(String::as_str);
-            let products = ProductContext { page, named };
+            let probe = Probe { vector: vector.as_deref(), ..Probe::new(text, ProductContext { page, named }) };
             let group = ScriptGroup::of_locale(detect_locale(text));
             if own.len() > 1
-                && let Some(s) = ask(
-                    retriever,
-                    text,
-                    &products,
-                    vector.as_deref(),
-                    &|o| o == ord,
-                    Some(faq),
-                    faq,
-                    detect_locale(text),
-                )?
+                && let Some(s) = ask(retriever, &probe, &|o| o == ord, Some(faq), faq)?
             {
                 push(group, s);
             }
-            if let Some(mut s) = ask(
-                retriever,
-                text,
-                &products,
-                vector.as_deref(),
-                &|o| own.contains(&o),
-                None,
-                faq,
-                detect_locale(text),
-            )? {
+            if let Some(mut s) = ask(retriever, &probe, &|o| own.contains(&o), None, faq)? {
                 s.weight = UNANSWERABLE_WEIGHT;
                 push(group, s);
             }
@@ -321,11 +301,12 @@ fn foreign_answers(retriever: &Retriever, push: &mut dyn FnMut(ScriptGroup, Samp
             let products = ProductContext { page: None, named: retriever.products_named(&text) };
             // Judged against the Chinese answers: this question was cut out
             // of the answer in its own language, which would fit it perfectly.
-            if let Some(s) = ask(retriever, &text, &products, None, &|_| false, Some(faq), faq, "zh")? {
+            let probe = Probe { answers_in: "zh", ..Probe::new(&text, products) };
+            if let Some(s) = ask(retriever, &probe, &|_| false, Some(faq), faq)? {
                 push(ScriptGroup::of_locale(locale), s);
             }
             let own = retriever.faq_phrasings(faq);
-            if let Some(s) = ask(retriever, &text, &products, None, &|o| own.contains(&o), None, faq, "zh")? {
+            if let Some(s) = ask(retriever, &probe, &|o| own.contains(&o), None, faq)? {
                 push(ScriptGroup::of_locale(locale), s);
             }
         }
@@ -366,20 +347,33 @@ fn first_sentence(text: &str) -> String {
     out
 }
 
-/// Searches `text` like a shopper message and labels the top candidate:
-/// right when it is `answer` (None: nothing is right). Answers are judged
-/// in `answers_in` where a candidate has one, as for a served message.
-#[allow(clippy::too_many_arguments)]
+/// A text asked like a shopper message.
+struct Probe<'a> {
+    text: &'a str,
+    products: ProductContext<'a>,
+    /// Its vector when already known (a phrasing's stored one).
+    vector: Option<&'a [f32]>,
+    /// The language candidates' answers are judged in where they have one:
+    /// the text's own, as for a served message.
+    answers_in: &'a str,
+}
+
+impl<'a> Probe<'a> {
+    fn new(text: &'a str, products: ProductContext<'a>) -> Probe<'a> {
+        Probe { text, products, vector: None, answers_in: detect_locale(text) }
+    }
+}
+
+/// Searches `probe` (skipping the phrasings `skip` says) and labels the top
+/// candidate: right when it is `answer` (None: nothing is right).
 fn ask(
     retriever: &Retriever,
-    text: &str,
-    products: &ProductContext,
-    vector: Option<&[f32]>,
+    probe: &Probe,
     skip: &dyn Fn(usize) -> bool,
     answer: Option<usize>,
     fold: usize,
-    answers_in: &str,
 ) -> Result<Option<Sample>, RetrievalError> {
+    let Probe { text, ref products, vector, answers_in } = *probe;
     let mode = retriever.config().mode;
     let embedded = match vector {
         Some(_) => None,
