@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::decision::KbCalibration;
 use crate::embed::{EmbedError, Embedder, Role};
 use crate::index::{FaqIndex, IndexError, phrasing_table};
-use crate::kb::{KbError, KbOptions, KnowledgeBase, language, load_path};
+use crate::kb::{KbError, KbOptions, KnowledgeBase, load_path};
 use crate::kb_calibration::{self, Labelled};
 use crate::retrieval::{Dense, Mode, RetrievalError, Retriever};
 use crate::text::Analyzer;
@@ -155,12 +155,9 @@ impl Engine {
                 let mut texts: Vec<&str> = kb.faqs.iter().map(answer_text).collect();
                 let mut foreign_answers = vec![Vec::new(); kb.faqs.len()];
                 for (faq, rows) in kb.faqs.iter().zip(&mut foreign_answers) {
-                    for (locale, answer) in &faq.answers {
-                        let lang = language(locale);
-                        if lang != "zh" {
-                            rows.push((lang, texts.len()));
-                            texts.push(answer);
-                        }
+                    for (lang, answer) in faq.foreign_answers() {
+                        rows.push((lang, texts.len()));
+                        texts.push(answer);
                     }
                 }
                 let answers =

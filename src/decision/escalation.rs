@@ -1,6 +1,7 @@
 use unicode_normalization::UnicodeNormalization;
 
 use super::Reason;
+use super::smalltalk::letters;
 use crate::kb::Lexicon;
 use crate::text::{Analyzer, fold, is_han};
 
@@ -50,12 +51,9 @@ pub fn escalation(text: &str, lexicon: &Lexicon, analyzer: &Analyzer) -> Option<
 /// punctuation, spaces and emoji besides (人工人工人工！, but not 人工费多少).
 fn matches_pattern(text: &str, pattern: &str, edges: Option<&[usize]>) -> bool {
     if let Some(word) = pattern.strip_prefix('^').and_then(|p| p.strip_suffix('$')) {
-        let letters = |s: &str| s.chars().filter(|c| c.is_alphanumeric()).collect::<String>();
-        let (text, word) = (letters(text), letters(word));
-        return !word.is_empty()
-            && !text.is_empty()
-            && text.len() % word.len() == 0
-            && text == word.repeat(text.len() / word.len());
+        let only_letters = |s: &str| letters(s).into_iter().filter(|&c| c != ' ').collect::<Vec<char>>();
+        let (text, word) = (only_letters(text), only_letters(word));
+        return !word.is_empty() && !text.is_empty() && text.chunks(word.len()).all(|chunk| chunk == word);
     }
     let mut from = 0;
     for part in pattern.split('+').map(str::trim) {

@@ -64,8 +64,9 @@ pub fn substance(text: &str, lexicon: &Lexicon) -> Option<String> {
     (has_words && small_talk(&rest, lexicon).is_none()).then_some(rest)
 }
 
-/// Folded text with everything but letters and digits turned into spaces.
-fn letters(text: &str) -> Vec<char> {
+/// Folded text with everything but letters and digits turned into spaces,
+/// trimmed.
+pub(super) fn letters(text: &str) -> Vec<char> {
     let folded: Vec<char> = fold(text).chars().map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect();
     let start = folded.iter().position(|c| *c != ' ').unwrap_or(folded.len());
     let end = folded.iter().rposition(|c| *c != ' ').map_or(start, |e| e + 1);

@@ -41,6 +41,12 @@ impl Faq {
         self.valid_from.is_none_or(|from| from <= now) && self.valid_until.is_none_or(|until| now < until)
     }
 
+    /// The answers not in Chinese, with their languages (`en-US` → `en`):
+    /// what a shopper writing in another language may be answered with.
+    pub fn foreign_answers(&self) -> impl Iterator<Item = (String, &str)> {
+        self.answers.iter().map(|(l, a)| (language(l), a.as_str())).filter(|(l, _)| l != "zh")
+    }
+
     /// The answer in `locale` (`en-US` falls back to `en`), else the Chinese one.
     pub fn answer_for(&self, locale: &str) -> Option<(&str, &str)> {
         let lang = language(locale);

@@ -22,7 +22,6 @@ use sha2::{Digest, Sha256};
 use crate::decision::{GroupVerifier, KbCalibration, Sample, ScriptGroup};
 use crate::embed::Role;
 use crate::index::Filter;
-use crate::kb::Faq;
 use crate::retrieval::{Candidate, Mode, ProductContext, RetrievalError, Retriever};
 use crate::text::detect_locale;
 
@@ -294,20 +293,20 @@ fn pseudo_queries(retriever: &Retriever, push: &mut dyn FnMut(ScriptGroup, Sampl
 /// language: the only foreign-language text a store's files hold.
 fn foreign_answers(retriever: &Retriever, push: &mut dyn FnMut(ScriptGroup, Sample)) -> Result<(), RetrievalError> {
     let faqs = &retriever.kb().faqs;
-    let counts: Vec<usize> = faqs.iter().map(|e| in_other_scripts(e).count()).collect();
+    let counts: Vec<usize> = faqs.iter().map(|e| e.foreign_answers().count()).collect();
     for faq in sampled_foreign(&counts) {
-        for (locale, answer) in in_other_scripts(&faqs[faq]) {
+        for (language, answer) in faqs[faq].foreign_answers() {
             let text = first_sentence(answer);
             let products = ProductContext { page: None, named: retriever.products_named(&text) };
             // Judged against the Chinese answers: this question was cut out
             // of the answer in its own language, which would fit it perfectly.
             let probe = Probe { answers_in: "zh", ..Probe::new(&text, products) };
             if let Some(s) = ask(retriever, &probe, &|_| false, Some(faq), faq)? {
-                push(ScriptGroup::of_locale(locale), s);
+                push(ScriptGroup::of_locale(&language), s);
             }
             let own = retriever.faq_phrasings(faq);
             if let Some(s) = ask(retriever, &probe, &|o| own.contains(&o), None, faq)? {
-                push(ScriptGroup::of_locale(locale), s);
+                push(ScriptGroup::of_locale(&language), s);
             }
         }
     }
@@ -329,11 +328,6 @@ fn sampled_foreign(counts: &[usize]) -> Vec<usize> {
             asked <= MAX_FOREIGN
         })
         .collect()
-}
-
-/// An entry's answers in the other script group, with their locales.
-fn in_other_scripts(entry: &Faq) -> impl Iterator<Item = (&String, &String)> {
-    entry.answers.iter().filter(|(l, _)| ScriptGroup::of_locale(l) == ScriptGroup::Other)
 }
 
 fn first_sentence(text: &str) -> String {
