@@ -14,7 +14,8 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_messages_are_read_for_their_question() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = start(&tmp.path().join("db.sqlite3"), |_| {}).await;
+    // More messages than one shopper's burst allowance.
+    let server = start(&tmp.path().join("db.sqlite3"), |c| c.server.rate_burst = 1000).await;
 
     // On the 神仙水 page, "这个" is 神仙水.
     let v = server.ask(json!({"text": "亲 在吗 这个孕妇可以用吗", "product_id": "p-skii-essence"})).await;
@@ -49,14 +50,30 @@ async fn real_messages_are_read_for_their_question() {
     assert!(v["choices"].as_array().unwrap().iter().any(|c| c["faq_id"] == "ship-courier"), "{v}");
 
     // The shopper's own order: a human looks it up, whatever FAQ ranks first.
-    for text in ["我的快递到哪了", "退款申请好几天了 钱呢", "帮我查下 SF1234567890", "where is my parcel?"]
-    {
+    for text in [
+        "我的快递到哪了",
+        "退款申请好几天了 钱呢",
+        "帮我查下 SF1234567890",
+        "where is my parcel?",
+        "帮我查一下订单物流",
+        "麻烦查一下我的退款进度",
+        "我寄回的包裹你们收到了没",
+    ] {
         let v = server.ask(json!({"text": text})).await;
         assert_eq!(
             (v["action"].as_str(), v["reason"].as_str()),
             (Some("handoff"), Some("order_lookup")),
             "{text}: {v}"
         );
+    }
+
+    // "Look it up for me" before a question about the store's rules is no
+    // order lookup: the shopper asks what the knowledge base answers.
+    for text in
+        ["帮我查一下退货政策是怎样的", "我寄回的话运费谁出", "帮我查一下下单后多久发货", "我寄回的时候可以到付吗"]
+    {
+        let v = server.ask(json!({"text": text})).await;
+        assert_ne!(v["reason"], "order_lookup", "{text}: {v}");
     }
 
     // Trigger-like words used innocently, and a question about agents.
