@@ -489,6 +489,9 @@ fn print_calibration(groups: &[GroupSummary]) {
             _ => "the configured calibration (too few samples to fit one)".to_string(),
         };
         println!("  {:?} script: answer at confidence >= {:.3}, {fitted}", g.group, g.answer_threshold);
+        for c in &g.confusions {
+            println!("    {} ({}) is answered by {} at {:.3}", c.phrasing, c.faq_id, c.answered_by, c.confidence);
+        }
     }
 }
 

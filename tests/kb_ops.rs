@@ -343,3 +343,60 @@ async fn preview_ranks_an_unsaved_edit_and_export_writes_every_message() {
         assert_error(status, &body, StatusCode::BAD_REQUEST);
     }
 }
+
+/// Issue #12: the knowledge base's verifier names the entries that answer
+/// each other's phrasings (what keeps its threshold high), and an operator
+/// who removes the overlap sees the confusion go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_name_entries_that_answer_each_others_phrasings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tokio::task::spawn_blocking(private_data).await.unwrap();
+    let server = start(&tmp.path().join("db.sqlite3"), move |c| c.data_dir = data).await;
+    let put = |id: &'static str, entry: serde_json::Value| {
+        let request = server.http.put(format!("{}/v1/kb/faqs/{id}", server.url)).bearer_auth(common::KEY);
+        async move { request.json(&entry).send().await.unwrap().status() }
+    };
+    let refitted = || async {
+        let started = std::time::Instant::now();
+        while !server.services.knowledge.engine().calibrated() {
+            assert!(started.elapsed().as_secs() < 120, "the edited knowledge base never got its own verifier");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let (_, stats) = server.get("/v1/stats").await;
+        let groups = stats["calibration"].as_array().unwrap().clone();
+        groups.into_iter().find(|g| g["group"] == "chinese").expect("chinese group")
+    };
+    let twins = |c: &serde_json::Value| {
+        let pair = [c["faq_id"].as_str().unwrap(), c["answered_by"].as_str().unwrap()];
+        pair == ["return-shipping-fee", "return-postage"] || pair == ["return-postage", "return-shipping-fee"]
+    };
+
+    // A second entry for who pays return postage, asked the same ways.
+    let twin = json!({
+        "question": "退货的邮费由谁出？",
+        "similar": ["退货运费谁承担", "退回去要我付邮费吗", "退货邮费怎么算", "退货要自己出运费吗"],
+        "answer": {"zh": "七天无理由退货的运费由买家承担，质量问题由本店承担。"},
+        "category": "退换货",
+    });
+    assert_eq!(put("return-postage", twin).await, StatusCode::OK);
+    let with_twin = refitted().await;
+    let confusions = with_twin["confusions"].as_array().unwrap();
+    assert!(!confusions.is_empty() && confusions.len() <= 20, "{with_twin}");
+    assert!(twins(&confusions[0]), "the twins are the surest confusion: {with_twin}");
+    let confidences: Vec<f64> = confusions.iter().map(|c| c["confidence"].as_f64().unwrap()).collect();
+    assert!(confidences.windows(2).all(|w| w[0] >= w[1]), "surest first: {confidences:?}");
+
+    // Reworded to ask something else, the twin no longer steals them, and
+    // the threshold it held up comes down.
+    let distinct = json!({
+        "question": "退货寄回用哪家快递？",
+        "similar": ["退货能用顺丰寄吗", "退货可以发到付吗", "退货寄什么快递"],
+        "answer": {"zh": "退货可自选快递寄回，请勿使用到付，也不要寄平邮。"},
+        "category": "退换货",
+    });
+    assert_eq!(put("return-postage", distinct).await, StatusCode::OK);
+    let reworded = refitted().await;
+    assert!(!reworded["confusions"].as_array().unwrap().iter().any(twins), "{reworded}");
+    let threshold = |g: &serde_json::Value| g["answer_threshold"].as_f64().unwrap();
+    assert!(threshold(&reworded) < threshold(&with_twin), "{with_twin}\n{reworded}");
+}

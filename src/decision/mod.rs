@@ -16,7 +16,7 @@ pub use calibration::Calibration;
 pub use escalation::escalation;
 pub use followup::is_follow_up;
 pub use smalltalk::{small_talk, substance};
-pub use verifier::{GroupSummary, GroupVerifier, KbCalibration, Logistic, Sample, ScriptGroup};
+pub use verifier::{Confusion, GroupSummary, GroupVerifier, KbCalibration, Logistic, Sample, ScriptGroup};
 
 use crate::kb::Lexicon;
 use crate::retrieval::Candidate;

@@ -180,6 +180,20 @@ pub struct GroupVerifier {
     /// Of the samples, the store's own labelled turns.
     #[serde(default)]
     pub history_samples: usize,
+    /// The knowledge base's phrasings that another entry wins when held
+    /// out, the surest first (what holds the threshold up).
+    #[serde(default)]
+    pub confusions: Vec<Confusion>,
+}
+
+/// A phrasing of one entry that, held out, another entry wins with this
+/// confidence: the two overlap, and an operator can reword or merge them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct Confusion {
+    pub phrasing: String,
+    pub faq_id: String,
+    pub answered_by: String,
+    pub confidence: f32,
 }
 
 /// A knowledge base's verifier: one model per script group; a group with
@@ -212,6 +226,8 @@ pub struct GroupSummary {
     pub samples: usize,
     /// Of the samples, the store's own labelled turns (ratings, agents' verdicts on drafts).
     pub history_samples: usize,
+    /// Phrasings another entry wins, surest first (fitted groups only; at most 20).
+    pub confusions: Vec<Confusion>,
 }
 
 impl KbCalibration {
@@ -230,6 +246,7 @@ impl KbCalibration {
                     expected_coverage: Some(v.expected_coverage),
                     samples: v.samples,
                     history_samples: v.history_samples,
+                    confusions: v.confusions.clone(),
                 },
                 None => GroupSummary {
                     group,
@@ -241,6 +258,7 @@ impl KbCalibration {
                     expected_coverage: None,
                     samples: 0,
                     history_samples: 0,
+                    confusions: Vec::new(),
                 },
             })
             .collect()
@@ -291,6 +309,7 @@ impl GroupVerifier {
             samples: samples.len(),
             answerable,
             history_samples: 0,
+            confusions: Vec::new(),
         })
     }
 

@@ -19,14 +19,14 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::decision::{GroupVerifier, KbCalibration, Sample, ScriptGroup};
+use crate::decision::{Confusion, GroupVerifier, KbCalibration, Sample, ScriptGroup};
 use crate::embed::Role;
 use crate::index::Filter;
 use crate::retrieval::{Candidate, Mode, ProductContext, RetrievalError, Retriever};
 use crate::text::detect_locale;
 
 /// Bumped whenever the evidence or the sampling changes.
-const VERSION: u32 = 6;
+const VERSION: u32 = 7;
 /// Candidates looked at per pseudo-query (the decision sees as many).
 const K: usize = 5;
 /// Phrasings asked per FAQ at most (bounds the work on huge entries).
@@ -46,6 +46,8 @@ const UNANSWERABLE_WEIGHT: f32 = 0.5;
 const FOREIGN_CHARS: usize = 160;
 /// A labelled turn of the store's own traffic counts this much (a phrasing 1).
 const HISTORY_WEIGHT: f32 = 2.0;
+/// Confusions kept per script group (the surest).
+const MAX_CONFUSIONS: usize = 20;
 /// Labelled turns used at most, the newest (each is one model pass in the
 /// fit: about 15 s of background work at this bound).
 pub const MAX_HISTORY: usize = 1000;
@@ -153,11 +155,11 @@ pub fn fit(
 ) -> Result<KbCalibration, RetrievalError> {
     let mut groups: [Vec<Sample>; 2] = [Vec::new(), Vec::new()];
     let mut push = |group: ScriptGroup, s: Sample| groups[group as usize].push(s);
-    pseudo_queries(retriever, &mut push)?;
+    let misses = pseudo_queries(retriever, &mut push)?;
     foreign_answers(retriever, &mut push)?;
     for (i, line) in OFF_TOPIC.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')).enumerate() {
         let language = detect_locale(line);
-        if let Some(s) = ask(retriever, &Probe::new(line, ProductContext::default()), &|_| false, None, i)? {
+        if let Some((s, _)) = ask(retriever, &Probe::new(line, ProductContext::default()), &|_| false, None, i)? {
             push(ScriptGroup::of_locale(language), s);
         }
     }
@@ -167,8 +169,11 @@ pub fn fit(
         push(group, s);
     }
     let fit_group = |samples: &[Sample], group: ScriptGroup| {
-        GroupVerifier::fit(samples, target)
-            .map(|v| GroupVerifier { history_samples: from_history[group as usize], ..v })
+        GroupVerifier::fit(samples, target).map(|v| GroupVerifier {
+            history_samples: from_history[group as usize],
+            confusions: confusions(retriever, &v, misses.iter().filter(|m| m.group == group)),
+            ..v
+        })
     };
     let [chinese, mut other] = groups;
     let chinese = fit_group(&chinese, ScriptGroup::Chinese);
@@ -219,7 +224,7 @@ fn translated_questions(retriever: &Retriever, judge: &GroupVerifier) -> Result<
         for (text, vector) in fields[1..].iter().zip(&line_vectors[1..]) {
             let products = ProductContext { page: None, named: retriever.products_named(text) };
             let probe = Probe { vector: vector.as_deref(), ..Probe::new(text, products) };
-            if let Some(mut s) = ask(retriever, &probe, &|_| false, answer, fold)? {
+            if let Some((mut s, _)) = ask(retriever, &probe, &|_| false, answer, fold)? {
                 if answer.is_none() {
                     s.weight = UNANSWERABLE_WEIGHT;
                 }
@@ -241,7 +246,7 @@ fn history_samples(retriever: &Retriever, history: &[Labelled]) -> Result<Vec<(S
     for l in history.iter().rev().take(MAX_HISTORY) {
         let Some(faq) = kb.faqs.iter().position(|f| f.id == l.faq_id) else { continue };
         let products = ProductContext { page: l.page.as_deref(), named: retriever.products_named(&l.text) };
-        let Some(mut s) = ask(retriever, &Probe::new(&l.text, products), &|_| false, Some(faq), faq)? else {
+        let Some((mut s, _)) = ask(retriever, &Probe::new(&l.text, products), &|_| false, Some(faq), faq)? else {
             continue;
         };
         if !l.right {
@@ -257,10 +262,50 @@ fn history_samples(retriever: &Retriever, history: &[Labelled]) -> Result<Vec<(S
     Ok(samples)
 }
 
+/// An answerable pseudo-query another FAQ won.
+struct Miss {
+    group: ScriptGroup,
+    text: String,
+    faq: usize,
+    winner: usize,
+    evidence: Vec<f32>,
+}
+
+/// The misses `verifier` is surest of, surest first, as an operator reads
+/// them. Not only those above the threshold: a twin entry's phrasings are
+/// what pushes the threshold above everything.
+fn confusions<'a>(
+    retriever: &Retriever,
+    verifier: &GroupVerifier,
+    misses: impl Iterator<Item = &'a Miss>,
+) -> Vec<Confusion> {
+    let faqs = &retriever.kb().faqs;
+    let mut found: Vec<Confusion> = misses
+        .map(|m| (m, verifier.confidence(&m.evidence)))
+        .map(|(m, confidence)| Confusion {
+            phrasing: m.text.clone(),
+            faq_id: faqs[m.faq].id.clone(),
+            answered_by: faqs[m.winner].id.clone(),
+            confidence,
+        })
+        .collect();
+    found.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+    // A phrasing asked both on and off its product's page is one confusion.
+    let mut seen = std::collections::HashSet::new();
+    found.retain(|c| seen.insert((c.phrasing.clone(), c.faq_id.clone())));
+    found.truncate(MAX_CONFUSIONS);
+    found
+}
+
 /// Each phrasing held out alone (answerable) and with its whole FAQ
-/// (unanswerable), searched with its stored vector.
-fn pseudo_queries(retriever: &Retriever, push: &mut dyn FnMut(ScriptGroup, Sample)) -> Result<(), RetrievalError> {
+/// (unanswerable), searched with its stored vector. Returns the answerable
+/// ones another FAQ won.
+fn pseudo_queries(
+    retriever: &Retriever,
+    push: &mut dyn FnMut(ScriptGroup, Sample),
+) -> Result<Vec<Miss>, RetrievalError> {
     let kb = retriever.kb();
+    let mut misses = Vec::new();
     let per_faq = (MAX_QUERIES / kb.faqs.len().max(1)).clamp(1, MAX_PER_FAQ);
     let stride = (kb.faqs.len() * per_faq).div_ceil(MAX_QUERIES).max(1);
     for (faq, entry) in kb.faqs.iter().enumerate().step_by(stride) {
@@ -276,17 +321,20 @@ fn pseudo_queries(retriever: &Retriever, push: &mut dyn FnMut(ScriptGroup, Sampl
             let probe = Probe { vector: vector.as_deref(), ..Probe::new(text, ProductContext { page, named }) };
             let group = ScriptGroup::of_locale(detect_locale(text));
             if own.len() > 1
-                && let Some(s) = ask(retriever, &probe, &|o| o == ord, Some(faq), faq)?
+                && let Some((s, winner)) = ask(retriever, &probe, &|o| o == ord, Some(faq), faq)?
             {
+                if !s.correct {
+                    misses.push(Miss { group, text: text.to_string(), faq, winner, evidence: s.evidence.clone() });
+                }
                 push(group, s);
             }
-            if let Some(mut s) = ask(retriever, &probe, &|o| own.contains(&o), None, faq)? {
+            if let Some((mut s, _)) = ask(retriever, &probe, &|o| own.contains(&o), None, faq)? {
                 s.weight = UNANSWERABLE_WEIGHT;
                 push(group, s);
             }
         }
     }
-    Ok(())
+    Ok(misses)
 }
 
 /// An entry's answers in other languages, asked as questions in that
@@ -301,11 +349,11 @@ fn foreign_answers(retriever: &Retriever, push: &mut dyn FnMut(ScriptGroup, Samp
             // Judged against the Chinese answers: this question was cut out
             // of the answer in its own language, which would fit it perfectly.
             let probe = Probe { answers_in: "zh", ..Probe::new(&text, products) };
-            if let Some(s) = ask(retriever, &probe, &|_| false, Some(faq), faq)? {
+            if let Some((s, _)) = ask(retriever, &probe, &|_| false, Some(faq), faq)? {
                 push(ScriptGroup::of_locale(&language), s);
             }
             let own = retriever.faq_phrasings(faq);
-            if let Some(s) = ask(retriever, &probe, &|o| own.contains(&o), None, faq)? {
+            if let Some((s, _)) = ask(retriever, &probe, &|o| own.contains(&o), None, faq)? {
                 push(ScriptGroup::of_locale(&language), s);
             }
         }
@@ -359,14 +407,15 @@ impl<'a> Probe<'a> {
 }
 
 /// Searches `probe` (skipping the phrasings `skip` says) and labels the top
-/// candidate: right when it is `answer` (None: nothing is right).
+/// candidate: right when it is `answer` (None: nothing is right). Returns
+/// the sample and the FAQ that won.
 fn ask(
     retriever: &Retriever,
     probe: &Probe,
     skip: &dyn Fn(usize) -> bool,
     answer: Option<usize>,
     fold: usize,
-) -> Result<Option<Sample>, RetrievalError> {
+) -> Result<Option<(Sample, usize)>, RetrievalError> {
     let Probe { text, ref products, vector, answers_in } = *probe;
     let mode = retriever.config().mode;
     let embedded = match vector {
@@ -379,14 +428,15 @@ fn ask(
         return Ok(None);
     };
     let is_answer = |c: &Candidate| Some(c.faq) == answer;
-    Ok(Some(Sample {
+    let sample = Sample {
         evidence: evidence.to_vec(),
-        correct: ranked.first().is_some_and(is_answer),
+        correct: is_answer(&ranked[0]),
         right_in_top3: ranked.iter().take(3).any(is_answer),
         answerable: answer.is_some(),
         fold,
         weight: 1.0,
-    }))
+    };
+    Ok(Some((sample, ranked[0].faq)))
 }
 
 #[cfg(test)]
