@@ -27,7 +27,7 @@ async fn stats_follow_a_scripted_day() {
     let (status, body) =
         server.post(&format!("/v1/decisions/{}/rating", a1["decision_id"]), json!({"helpful": false})).await;
     assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY);
-    let clarify = server.ask(json!({"text": "跨境綜合稅怎麼算"})).await;
+    let clarify = server.ask(json!({"text": "跨境稅"})).await;
     assert_eq!(clarify["action"], "clarify");
     let human = server.ask(json!({"text": "转人工"})).await;
     let complaint = server.ask(json!({"text": "我要投诉你们"})).await;
