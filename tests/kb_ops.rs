@@ -51,11 +51,7 @@ async fn api_edits_are_live_at_once_and_survive_restart() {
     assert_eq!(after["faq_id"], "invoice-title", "{after}");
     // The edit answered before its knowledge base's verifier was fitted; the
     // fit follows in the background and is swapped in.
-    let started = std::time::Instant::now();
-    while !server.services.knowledge.engine().calibrated() {
-        assert!(started.elapsed().as_secs() < 120, "the edited knowledge base never got its own verifier");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    server.refitted().await;
 
     // A similar question added by an operator (an admin account) matches too.
     let boss_id = server.create_agent("boss", "老板", "admin").await["id"].as_i64().unwrap();
@@ -352,19 +348,12 @@ async fn stats_name_entries_that_answer_each_others_phrasings() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tokio::task::spawn_blocking(private_data).await.unwrap();
     let server = start(&tmp.path().join("db.sqlite3"), move |c| c.data_dir = data).await;
-    let put = |id: &'static str, entry: serde_json::Value| {
-        let request = server.http.put(format!("{}/v1/kb/faqs/{id}", server.url)).bearer_auth(common::KEY);
-        async move { request.json(&entry).send().await.unwrap().status() }
+    let put = |entry: serde_json::Value| {
+        server.call(reqwest::Method::PUT, "/v1/kb/faqs/return-postage", Some(common::KEY), Some(entry))
     };
     let refitted = || async {
-        let started = std::time::Instant::now();
-        while !server.services.knowledge.engine().calibrated() {
-            assert!(started.elapsed().as_secs() < 120, "the edited knowledge base never got its own verifier");
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        let (_, stats) = server.get("/v1/stats").await;
-        let groups = stats["calibration"].as_array().unwrap().clone();
-        groups.into_iter().find(|g| g["group"] == "chinese").expect("chinese group")
+        server.refitted().await;
+        server.calibration("chinese").await
     };
     let twins = |c: &serde_json::Value| {
         let pair = [c["faq_id"].as_str().unwrap(), c["answered_by"].as_str().unwrap()];
@@ -378,7 +367,7 @@ async fn stats_name_entries_that_answer_each_others_phrasings() {
         "answer": {"zh": "七天无理由退货的运费由买家承担，质量问题由本店承担。"},
         "category": "退换货",
     });
-    assert_eq!(put("return-postage", twin).await, StatusCode::OK);
+    assert_eq!(put(twin).await.0, StatusCode::OK);
     let with_twin = refitted().await;
     let confusions = with_twin["confusions"].as_array().unwrap();
     assert!(!confusions.is_empty() && confusions.len() <= 20, "{with_twin}");
@@ -394,7 +383,7 @@ async fn stats_name_entries_that_answer_each_others_phrasings() {
         "answer": {"zh": "退货可自选快递寄回，请勿使用到付，也不要寄平邮。"},
         "category": "退换货",
     });
-    assert_eq!(put("return-postage", distinct).await, StatusCode::OK);
+    assert_eq!(put(distinct).await.0, StatusCode::OK);
     let reworded = refitted().await;
     assert!(!reworded["confusions"].as_array().unwrap().iter().any(twins), "{reworded}");
     let threshold = |g: &serde_json::Value| g["answer_threshold"].as_f64().unwrap();

@@ -173,15 +173,10 @@ async fn the_verifier_learns_from_ratings_and_verdicts() {
     // and the rejection only where that FAQ still ranks first.
     let (status, v) = server.post("/v1/kb/reload", json!({})).await;
     assert_eq!(status, StatusCode::OK, "{v}");
-    let started = std::time::Instant::now();
-    while !server.services.knowledge.engine().calibrated() {
-        assert!(started.elapsed().as_secs() < 120, "the refit never finished");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    server.refitted().await;
     let learned = history_samples(&server);
     assert!((3..=5).contains(&learned), "{learned} labelled turns in the fit");
-    let (_, stats) = server.get("/v1/stats").await;
-    let chinese = stats["calibration"].as_array().unwrap().iter().find(|g| g["group"] == "chinese").unwrap().clone();
+    let chinese = server.calibration("chinese").await;
     assert_eq!(chinese["history_samples"], learned, "{chinese}");
     server.handle.abort();
 

@@ -90,11 +90,7 @@ async fn real_messages_are_read_for_their_question() {
     assert_eq!((v["action"].as_str(), v["faq_id"].as_str()), (Some("answer"), Some("service-hours")), "{v}");
 
     // The knowledge base's own verifier and what it expects, per script.
-    let (status, stats) = server.get("/v1/stats").await;
-    assert!(status.is_success(), "{stats}");
-    let groups = stats["calibration"].as_array().expect("calibration in stats");
-    assert_eq!(groups.len(), 2, "{stats}");
-    let chinese = groups.iter().find(|g| g["group"] == "chinese").expect("chinese group");
+    let chinese = server.calibration("chinese").await;
     assert_eq!(chinese["fitted"], true, "{chinese}");
     assert!(chinese["expected_precision"].as_f64().unwrap() >= 0.95 - 1e-6, "{chinese}");
     assert!(chinese["expected_coverage"].as_f64().unwrap() > 0.0, "{chinese}");

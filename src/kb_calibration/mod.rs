@@ -281,12 +281,11 @@ fn confusions<'a>(
 ) -> Vec<Confusion> {
     let faqs = &retriever.kb().faqs;
     let mut found: Vec<Confusion> = misses
-        .map(|m| (m, verifier.confidence(&m.evidence)))
-        .map(|(m, confidence)| Confusion {
+        .map(|m| Confusion {
             phrasing: m.text.clone(),
             faq_id: faqs[m.faq].id.clone(),
             answered_by: faqs[m.winner].id.clone(),
-            confidence,
+            confidence: verifier.confidence(&m.evidence),
         })
         .collect();
     found.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));

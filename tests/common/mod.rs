@@ -133,6 +133,25 @@ impl Server {
         self.call(reqwest::Method::GET, path, Some(KEY), None).await
     }
 
+    /// Waits (two minutes at most) until the knowledge base's own verifier,
+    /// fitted again in the background after a change, is the one in use.
+    pub async fn refitted(&self) {
+        let started = std::time::Instant::now();
+        while !self.services.knowledge.engine().calibrated() {
+            assert!(started.elapsed().as_secs() < 120, "the knowledge base never got its own verifier");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `GET /v1/stats`'s calibration of script group `group` (`chinese`, `other`).
+    pub async fn calibration(&self, group: &str) -> Value {
+        let (status, stats) = self.get("/v1/stats").await;
+        assert!(status.is_success(), "{stats}");
+        let groups = stats["calibration"].as_array().expect("calibration in stats");
+        assert_eq!(groups.len(), 2, "{stats}");
+        groups.iter().find(|g| g["group"] == group).unwrap_or_else(|| panic!("no {group} group: {stats}")).clone()
+    }
+
     /// An agent account whose password is "<login>-secret-1".
     pub async fn create_agent(&self, login: &str, name: &str, role: &str) -> Value {
         let body = serde_json::json!({"login": login, "display_name": name, "role": role, "password": format!("{login}-secret-1")});
